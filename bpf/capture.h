@@ -1,0 +1,53 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/* Shared definitions of ringtap's capture programs. Go mirrors these types
+ * through bpf2go (gen/), so a change here is a change of the wire format
+ * between kernel and user space. */
+#ifndef RINGTAP_CAPTURE_H
+#define RINGTAP_CAPTURE_H
+
+#include <linux/types.h>
+
+/* Largest frame we copy: a 65535-byte snapshot plus a reinserted VLAN tag. */
+#define RT_WINDOW 65540
+/* Slack after the window so that the reinserted-tag copy (offset 16) stays
+ * inside the map value for the verifier. */
+#define RT_SLACK 16
+
+/* Directions, as stored in rt_record.dir and in counter slots. */
+#define RT_DIR_IN 0
+#define RT_DIR_OUT 1
+
+/* rt_record.flags */
+#define RT_F_VLAN_REINSERTED 1
+
+/* Counter slots: 2 per interface (in, out); interfaces per capture. */
+#define RT_MAX_IFACES 64
+
+/* rt_record is the header of every ring record; cap_len bytes of the frame
+ * follow it. ts_ns is CLOCK_BOOTTIME (bpf_ktime_get_boot_ns); user space adds
+ * the REALTIME-BOOTTIME offset it samples to get wall-clock time. */
+struct rt_record {
+	__u64 ts_ns;
+	__u32 wire_len;
+	__u32 cap_len;
+	__u32 ifindex;
+	__u8 dir;
+	__u8 flags;
+	__u16 cpu;
+};
+
+/* rt_counters are per CPU and per slot (interface*2 + direction). */
+struct rt_counters {
+	__u64 seen;     /* frames the hook ran on */
+	__u64 matched;  /* frames the filter accepted */
+	__u64 captured; /* records written to the ring */
+	__u64 bytes;    /* captured bytes (frame bytes, header excluded) */
+	__u64 dropped;  /* matched, but the ring was full */
+};
+
+struct rt_scratch {
+	struct rt_record hdr;
+	__u8 data[RT_WINDOW + RT_SLACK];
+};
+
+#endif

@@ -1,0 +1,7 @@
+// Package gen holds the bpf2go output for bpf/capture.c: the compiled
+// object (little-endian BPF) and its Go bindings. It is committed so that
+// `go build` needs no clang; `make generate` rebuilds it and CI fails when
+// regenerating changes anything.
+package gen
+
+//go:generate go run github.com/cilium/ebpf/cmd/bpf2go -cc clang -cflags "-O2 -g -Wall -Werror -mcpu=v3 -I/usr/include/x86_64-linux-gnu" -target bpfel -type rt_record -type rt_counters -type rt_scratch Capture ../bpf/capture.c -- -I../bpf

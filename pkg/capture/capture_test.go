@@ -1,0 +1,489 @@
+//go:build linux
+
+package capture_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/link"
+	"github.com/google/go-cmp/cmp"
+	"github.com/vishvananda/netlink"
+	"go.uber.org/goleak"
+
+	"github.com/ringtap/ringtap/pkg/capture"
+	"github.com/ringtap/ringtap/pkg/pcapio"
+	"github.com/ringtap/ringtap/pkg/testbed"
+	"github.com/ringtap/ringtap/pkg/testbed/testbedtest"
+	"github.com/ringtap/ringtap/pkg/trafficgen"
+)
+
+const jumboMTU = 9000
+
+// testFrames is the corpus plus frames at the size limits: minimum
+// Ethernet, jumbo up to the MTU, VLAN-tagged jumbo.
+func testFrames(t *testing.T, p *testbed.Pair) [][]byte {
+	t.Helper()
+	var frames [][]byte
+	for _, f := range trafficgen.Corpus() {
+		frames = append(frames, f.Data)
+	}
+	base := trafficgen.FrameOpts{SrcMAC: p.A.MAC, DstMAC: p.B.MAC, Src: p.A.IPv4, Dst: p.B.IPv4, SrcPort: 1234, DstPort: 5678}
+	for _, size := range []int{60, 61, 127, 128, 129, 1514, 4000, jumboMTU + 14} {
+		o := base
+		o.Size = size
+		frames = append(frames, trafficgen.BuildUDP4(o))
+	}
+	o := base
+	o.VLANs = []uint16{100}
+	o.Size = jumboMTU + 14
+	frames = append(frames, trafficgen.BuildUDP4(o))
+	return frames
+}
+
+type captured struct {
+	wireLen uint32
+	data    string
+	dir     pcapio.Direction
+}
+
+func mustReadFile(t *testing.T, path string) ([]captured, *pcapio.Reader) {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	r, err := pcapio.NewReader(f)
+	if err != nil {
+		t.Fatalf("read %s: %v", path, err)
+	}
+	var out []captured
+	var p pcapio.Packet
+	for {
+		err := r.Next(&p)
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Fatalf("read %s: %v", path, err)
+		}
+		out = append(out, captured{wireLen: p.WireLen, data: string(p.Data), dir: p.Direction})
+	}
+	return out, r
+}
+
+// mustToolCount asks capinfos how many packets path holds, and checks
+// that tshark reads all of them.
+func mustToolCount(t *testing.T, path string) int {
+	t.Helper()
+	for _, tool := range []string{"capinfos", "tshark"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			testbedtest.SkipOrFail(t, "%s not installed (make deps installs it)", tool)
+		}
+	}
+	out, err := exec.Command("capinfos", "-M", "-c", "-T", "-r", path).CombinedOutput()
+	if err != nil {
+		t.Fatalf("capinfos %s: %v\n%s", path, err, out)
+	}
+	fields := strings.Fields(strings.TrimSpace(string(out)))
+	n, err := strconv.Atoi(fields[len(fields)-1])
+	if err != nil {
+		t.Fatalf("capinfos output %q: %v", out, err)
+	}
+	out, err = exec.Command("tshark", "-r", path, "-T", "fields", "-e", "frame.number").CombinedOutput()
+	if err != nil {
+		t.Fatalf("tshark %s: %v\n%s", path, err, out)
+	}
+	if lines := strings.Count(string(out), "\n"); lines != n {
+		t.Fatalf("tshark read %d packets, capinfos counted %d", lines, n)
+	}
+	return n
+}
+
+func sortCaptured(c []captured) {
+	sort.Slice(c, func(i, j int) bool {
+		if c[i].data != c[j].data {
+			return c[i].data < c[j].data
+		}
+		return c[i].wireLen < c[j].wireLen
+	})
+}
+
+func TestEndToEnd(t *testing.T) {
+	testbedtest.RequirePrivileged(t)
+	tests := []struct {
+		name      string
+		hook      capture.Hook
+		dir       capture.Direction
+		onSender  bool // capture the sender's egress
+		snaplen   uint32
+		format    pcapio.Format
+		wantDir   pcapio.Direction
+		clsact    bool
+		rcvrNoXDP bool
+	}{
+		{name: "xdp-in", hook: capture.HookXDP, dir: capture.DirIn, snaplen: 65535, format: pcapio.FormatPCAPNG, wantDir: pcapio.DirInbound},
+		{name: "xdp-in-snap100-pcap", hook: capture.HookXDP, dir: capture.DirIn, snaplen: 100, format: pcapio.FormatPCAP, wantDir: pcapio.DirUnknown},
+		{name: "tc-in", hook: capture.HookTC, dir: capture.DirIn, snaplen: 65535, format: pcapio.FormatPCAPNG, wantDir: pcapio.DirInbound},
+		{name: "tc-out", hook: capture.HookTC, dir: capture.DirOut, onSender: true, snaplen: 65535, format: pcapio.FormatPCAPNG, wantDir: pcapio.DirOutbound},
+		{name: "tc-out-snap128", hook: capture.HookTC, dir: capture.DirOut, onSender: true, snaplen: 128, format: pcapio.FormatPCAPNG, wantDir: pcapio.DirOutbound},
+		{name: "tc-in-clsact", hook: capture.HookTC, dir: capture.DirIn, snaplen: 65535, format: pcapio.FormatPCAPNG, wantDir: pcapio.DirInbound, clsact: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			pair := testbedtest.MustNewPair(t, testbed.PairConfig{MTU: jumboMTU})
+			host := pair.B
+			if tt.onSender {
+				host = pair.A
+			}
+			frames := testFrames(t, pair)
+			path := filepath.Join(t.TempDir(), "out."+tt.format.String())
+			st := mustCapture(t, capture.Config{
+				Interfaces: []string{host.Link}, Hook: tt.hook, Direction: tt.dir, SnapLen: tt.snaplen,
+				NetNS: host.NSPath, ForceClsact: tt.clsact,
+			}, tt.format, path, func() {
+				if err := trafficgen.SendRaw(pair.A, frames); err != nil {
+					t.Fatalf("send: %v", err)
+				}
+			}, uint64(len(frames)))
+
+			var want []captured
+			for _, f := range frames {
+				n := min(len(f), int(tt.snaplen))
+				want = append(want, captured{wireLen: uint32(len(f)), data: string(f[:n]), dir: tt.wantDir})
+			}
+			got, _ := mustReadFile(t, path)
+			sortCaptured(want)
+			sortCaptured(got)
+			if diff := cmp.Diff(len(want), len(got)); diff != "" {
+				t.Errorf("packet count (-want +got):\n%s", diff)
+			}
+			for i := range min(len(want), len(got)) {
+				if want[i] != got[i] {
+					t.Fatalf("packet %d differs:\nwant wire %d dir %d % x\n got wire %d dir %d % x", i,
+						want[i].wireLen, want[i].dir, want[i].data, got[i].wireLen, got[i].dir, got[i].data)
+				}
+			}
+			if n := mustToolCount(t, path); n != len(frames) {
+				t.Errorf("capinfos counted %d packets, sent %d", n, len(frames))
+			}
+			is := st.Interfaces[0].Total()
+			if is.Captured != uint64(len(frames)) || is.Dropped != 0 || is.Matched != is.Captured {
+				t.Errorf("counters %+v, want %d captured and none dropped", is, len(frames))
+			}
+		})
+	}
+}
+
+// mustCapture opens a capture, runs send once it is attached, waits until
+// want packets were written (or a deadline), stops it and returns the stats.
+func mustCapture(t *testing.T, cfg capture.Config, format pcapio.Format, path string, send func(), want uint64) capture.Stats {
+	t.Helper()
+	c, err := capture.Open(cfg)
+	if err != nil {
+		t.Fatalf("open: %v", err)
+	}
+	defer c.Close()
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	w, err := pcapio.NewWriter(f, pcapio.WriterOptions{Format: format, Application: "ringtap test", Interfaces: c.Interfaces()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- c.Run(ctx, w) }()
+	send()
+	deadline := time.Now().Add(10 * time.Second)
+	for c.Written() < want && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	// Anything beyond want would be a bug; give it a moment to show.
+	time.Sleep(100 * time.Millisecond)
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("run: %v", err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	st, err := c.Stats()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Close(); err != nil {
+		t.Fatalf("close: %v", err)
+	}
+	return st
+}
+
+func TestRingOverflowCountsDrops(t *testing.T) {
+	testbedtest.RequirePrivileged(t)
+	pair := testbedtest.MustNewPair(t, testbed.PairConfig{})
+	c, err := capture.Open(capture.Config{
+		Interfaces: []string{pair.B.Link}, Hook: capture.HookXDP, NetNS: pair.B.NSPath,
+		RingSize: capture.MinRingSize,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	frame := trafficgen.BuildUDP4(trafficgen.FrameOpts{SrcMAC: pair.A.MAC, DstMAC: pair.B.MAC, Src: pair.A.IPv4, Dst: pair.B.IPv4, SrcPort: 1, DstPort: 2, Size: 1000})
+	const n = 200 // 200 KB of records into a 16 KiB ring nobody reads
+	frames := make([][]byte, n)
+	for i := range frames {
+		frames[i] = frame
+	}
+	if err := trafficgen.SendRaw(pair.A, frames); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(100 * time.Millisecond)
+	st, err := c.Stats()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tot := st.Interfaces[0].Total()
+	if tot.Seen != n || tot.Matched != n {
+		t.Fatalf("seen %d matched %d, want %d", tot.Seen, tot.Matched, n)
+	}
+	if tot.Dropped == 0 || tot.Captured+tot.Dropped != tot.Seen {
+		t.Fatalf("captured %d + dropped %d != seen %d (want drops)", tot.Captured, tot.Dropped, tot.Seen)
+	}
+	// The reader starts late: everything the ring held reaches the writer.
+	var buf bytes.Buffer
+	w, err := pcapio.NewWriter(&buf, pcapio.WriterOptions{Interfaces: c.Interfaces()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := c.Run(ctx, w); err != nil {
+		t.Fatal(err)
+	}
+	if c.Written() != tot.Captured {
+		t.Fatalf("written %d, captured %d", c.Written(), tot.Captured)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	r, err := pcapio.NewReader(&buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var p pcapio.Packet
+	for r.Next(&p) == nil {
+	}
+	if s := r.Stats()[0]; s.Dropped != tot.Dropped || s.Received != n {
+		t.Fatalf("interface statistics block %+v, want dropped %d received %d", s, tot.Dropped, n)
+	}
+}
+
+func TestCountStopsCapture(t *testing.T) {
+	testbedtest.RequirePrivileged(t)
+	pair := testbedtest.MustNewPair(t, testbed.PairConfig{})
+	frame := trafficgen.BuildUDP4(trafficgen.FrameOpts{SrcMAC: pair.A.MAC, DstMAC: pair.B.MAC, Src: pair.A.IPv4, Dst: pair.B.IPv4, SrcPort: 1, DstPort: 2, Size: 64})
+	c, err := capture.Open(capture.Config{Interfaces: []string{pair.B.Link}, NetNS: pair.B.NSPath, Count: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	var buf bytes.Buffer
+	w, err := pcapio.NewWriter(&buf, pcapio.WriterOptions{Interfaces: c.Interfaces()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- c.Run(context.Background(), w) }()
+	frames := make([][]byte, 50)
+	for i := range frames {
+		frames[i] = frame
+	}
+	if err := trafficgen.SendRaw(pair.A, frames); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("capture did not stop after -c 10")
+	}
+	if c.Written() != 10 {
+		t.Fatalf("written %d, want 10", c.Written())
+	}
+}
+
+// attached lists what is attached to ifname in ns: XDP and TCX programs,
+// and clsact bpf filters.
+func attached(t *testing.T, h testbed.Host) []string {
+	t.Helper()
+	var out []string
+	err := h.Do(func() error {
+		l, err := netlink.LinkByName(h.Link)
+		if err != nil {
+			return err
+		}
+		if x := l.Attrs().Xdp; x != nil && x.Attached {
+			out = append(out, fmt.Sprintf("xdp prog %d", x.ProgId))
+		}
+		for _, at := range []ebpf.AttachType{ebpf.AttachTCXIngress, ebpf.AttachTCXEgress} {
+			res, err := link.QueryPrograms(link.QueryOptions{Target: l.Attrs().Index, Attach: at})
+			if err != nil {
+				return fmt.Errorf("query tcx: %w", err)
+			}
+			for _, p := range res.Programs {
+				out = append(out, fmt.Sprintf("tcx %v prog %d", at, p.ID))
+			}
+		}
+		for _, parent := range []uint32{netlink.HANDLE_MIN_INGRESS, netlink.HANDLE_MIN_EGRESS} {
+			fs, err := netlink.FilterList(l, parent)
+			if err != nil {
+				continue // no clsact qdisc
+			}
+			for _, f := range fs {
+				out = append(out, fmt.Sprintf("tc filter %s", f.Type()))
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func openFDs(t *testing.T) int {
+	t.Helper()
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(ents)
+}
+
+func TestStopLeavesNothing(t *testing.T) {
+	testbedtest.RequirePrivileged(t)
+	pair := testbedtest.MustNewPair(t, testbed.PairConfig{})
+	configs := []capture.Config{
+		{Hook: capture.HookXDP},
+		{Hook: capture.HookTC, Direction: capture.DirInOut},
+		{Hook: capture.HookTC, Direction: capture.DirInOut, ForceClsact: true},
+	}
+	// Warm up once so lazily created runtime fds don't count as leaks.
+	fds := -1
+	for round := range 3 {
+		for _, cfg := range configs {
+			cfg.Interfaces = []string{pair.B.Link}
+			cfg.NetNS = pair.B.NSPath
+			c, err := capture.Open(cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := attached(t, pair.B); len(got) == 0 {
+				t.Fatalf("%v/%v: nothing attached while open", cfg.Hook, cfg.Direction)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+			if err := c.Run(ctx, discard{}); err != nil {
+				t.Fatal(err)
+			}
+			cancel()
+			if err := c.Close(); err != nil {
+				t.Fatal(err)
+			}
+			if err := c.Close(); err != nil {
+				t.Fatalf("second close: %v", err)
+			}
+			if got := attached(t, pair.B); len(got) != 0 {
+				t.Fatalf("%v/%v: still attached after close: %v", cfg.Hook, cfg.Direction, got)
+			}
+		}
+		if round == 0 {
+			fds = openFDs(t)
+		} else if n := openFDs(t); n != fds {
+			t.Fatalf("round %d: %d fds open, %d after the first round", round, n, fds)
+		}
+	}
+	goleak.VerifyNone(t)
+}
+
+type discard struct{}
+
+func (discard) WritePacket(*pcapio.Packet) error { return nil }
+func (discard) Flush() error                     { return nil }
+
+func TestOpenErrors(t *testing.T) {
+	testbedtest.RequirePrivileged(t)
+	pair := testbedtest.MustNewPair(t, testbed.PairConfig{})
+	tests := []struct {
+		name string
+		cfg  capture.Config
+		want string
+	}{
+		{"unknown interface", capture.Config{Interfaces: []string{"nosuch0"}}, "no such interface: nosuch0"},
+		{"snaplen", capture.Config{Interfaces: []string{pair.B.Link}, SnapLen: 70000}, "snaplen 70000 out of range"},
+		{"ring size", capture.Config{Interfaces: []string{pair.B.Link}, RingSize: 1000}, "ring size 1000 invalid"},
+		{"xdp out", capture.Config{Interfaces: []string{pair.B.Link}, Hook: capture.HookXDP, Direction: capture.DirOut}, "needs --hook tc"},
+		{"monitor tc", capture.Config{Interfaces: []string{pair.B.Link}, Hook: capture.HookTC, MonitorPort: true}, "--monitor-port needs the XDP hook"},
+		{"twice", capture.Config{Interfaces: []string{pair.B.Link, pair.B.Link}}, "given twice"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tt.cfg.NetNS = pair.B.NSPath
+			c, err := capture.Open(tt.cfg)
+			if err == nil {
+				c.Close()
+				t.Fatalf("no error, want %q", tt.want)
+			}
+			if !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("error %q, want it to contain %q", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestInterfaceGone(t *testing.T) {
+	testbedtest.RequirePrivileged(t)
+	pair := testbedtest.MustNewPair(t, testbed.PairConfig{})
+	c, err := capture.Open(capture.Config{Interfaces: []string{pair.B.Link}, NetNS: pair.B.NSPath})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	done := make(chan error, 1)
+	go func() { done <- c.Run(context.Background(), discard{}) }()
+	if err := pair.B.Do(func() error {
+		l, err := netlink.LinkByName(pair.B.Link)
+		if err != nil {
+			return err
+		}
+		return netlink.LinkDel(l)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-done:
+		if !errors.Is(err, capture.ErrInterfaceGone) {
+			t.Fatalf("run returned %v, want ErrInterfaceGone", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("capture did not notice the interface went away")
+	}
+}

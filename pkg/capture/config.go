@@ -1,0 +1,186 @@
+package capture
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/cilium/ebpf"
+)
+
+// Hook selects where the capture program runs.
+type Hook int
+
+const (
+	// HookAuto uses XDP for ingress-only captures and TC otherwise.
+	HookAuto Hook = iota
+	// HookXDP captures ingress frames at XDP (native, generic as fallback).
+	HookXDP
+	// HookTC captures at TCX (clsact on kernels before 6.6), both directions.
+	HookTC
+)
+
+// ParseHook parses "auto", "xdp" or "tc".
+func ParseHook(s string) (Hook, error) {
+	switch s {
+	case "auto", "":
+		return HookAuto, nil
+	case "xdp":
+		return HookXDP, nil
+	case "tc":
+		return HookTC, nil
+	}
+	return 0, fmt.Errorf("unknown hook %q: use auto, xdp or tc", s)
+}
+
+func (h Hook) String() string {
+	switch h {
+	case HookXDP:
+		return "xdp"
+	case HookTC:
+		return "tc"
+	}
+	return "auto"
+}
+
+// Direction selects which frames of an interface are captured.
+type Direction int
+
+const (
+	// DirIn captures received frames.
+	DirIn Direction = iota
+	// DirOut captures transmitted frames (TC only).
+	DirOut
+	// DirInOut captures both (TC only).
+	DirInOut
+)
+
+// ParseDirection parses "in", "out" or "inout".
+func ParseDirection(s string) (Direction, error) {
+	switch s {
+	case "in", "":
+		return DirIn, nil
+	case "out":
+		return DirOut, nil
+	case "inout":
+		return DirInOut, nil
+	}
+	return 0, fmt.Errorf("unknown direction %q: use in, out or inout", s)
+}
+
+func (d Direction) String() string {
+	switch d {
+	case DirOut:
+		return "out"
+	case DirInOut:
+		return "inout"
+	}
+	return "in"
+}
+
+// Limits and defaults.
+const (
+	MaxSnapLen         = 65535
+	DefaultSnapLen     = 65535
+	DefaultRingSize    = 8 << 20
+	MinRingSize        = 1 << 14
+	DefaultFlushPeriod = 50 * time.Millisecond
+	// MaxWindow is the most bytes of a frame the filter can see: a full
+	// 65535-byte frame plus a reinserted VLAN tag.
+	MaxWindow = 65540
+	// FilterStub is the symbol of the filter function that pkg/filter
+	// replaces. See bpf/capture.c for its calling convention.
+	FilterStub = "rt_filter"
+	// MaxInterfaces is how many interfaces one capture can hold.
+	MaxInterfaces = 64
+)
+
+// Filter selects frames inside the BPF program.
+type Filter struct {
+	// Splice replaces the FilterStub function of a program spec with the
+	// filter's instructions for the given pcap link type.
+	Splice func(spec *ebpf.ProgramSpec, linkType uint16) error
+	// Window is how many leading bytes of a frame the filter may read
+	// (MaxWindow when unknown). The program copies max(Window, SnapLen).
+	Window func(linkType uint16) (uint32, error)
+}
+
+// Config describes one capture.
+type Config struct {
+	Interfaces []string
+	Hook       Hook
+	Direction  Direction
+	SnapLen    uint32
+	// RingSize is the size of each per-CPU ring in bytes, a power of two.
+	RingSize int
+	// WakeupBytes: the reader is woken when this much data is queued in a
+	// ring; below it, records wait for the flush timer. Default RingSize/16.
+	WakeupBytes int
+	// FlushInterval bounds how long a record waits in an idle ring and in
+	// the writer's buffer.
+	FlushInterval time.Duration
+	// MonitorPort drops every frame after capture (XDP only): for SPAN/TAP
+	// ports whose traffic the host should not process.
+	MonitorPort bool
+	Filter      *Filter
+	// NetNS is a network namespace path (e.g. /run/netns/x) whose
+	// interfaces are captured; empty means the caller's.
+	NetNS string
+	// Count stops the capture after this many packets (0: no limit).
+	Count uint64
+	// ForceClsact attaches TC programs with netlink clsact even when TCX
+	// is available (for kernels before 6.6 and for testing that path).
+	ForceClsact bool
+}
+
+// Errors returned by Open and Run.
+var (
+	// ErrInterfaceGone: an interface disappeared during the capture. The
+	// file is finished before Run returns it.
+	ErrInterfaceGone = errors.New("interface went away during capture")
+	// ErrPermission: the process lacks a capability; the message names it.
+	ErrPermission = errors.New("insufficient privilege")
+	// ErrNoInterface: an interface name does not exist.
+	ErrNoInterface = errors.New("no such interface")
+)
+
+func (c *Config) withDefaults() (Config, error) {
+	cfg := *c
+	if len(cfg.Interfaces) == 0 {
+		return cfg, errors.New("no interface given: use -i IFACE")
+	}
+	if len(cfg.Interfaces) > MaxInterfaces {
+		return cfg, fmt.Errorf("%d interfaces given, at most %d per capture", len(cfg.Interfaces), MaxInterfaces)
+	}
+	if cfg.SnapLen == 0 {
+		cfg.SnapLen = DefaultSnapLen
+	}
+	if cfg.SnapLen > MaxSnapLen {
+		return cfg, fmt.Errorf("snaplen %d out of range: use 1 to %d", cfg.SnapLen, MaxSnapLen)
+	}
+	if cfg.RingSize == 0 {
+		cfg.RingSize = DefaultRingSize
+	}
+	if cfg.RingSize < MinRingSize || cfg.RingSize&(cfg.RingSize-1) != 0 {
+		return cfg, fmt.Errorf("ring size %d invalid: use a power of two of at least %d bytes", cfg.RingSize, MinRingSize)
+	}
+	if cfg.WakeupBytes <= 0 {
+		cfg.WakeupBytes = cfg.RingSize / 16
+	}
+	if cfg.FlushInterval <= 0 {
+		cfg.FlushInterval = DefaultFlushPeriod
+	}
+	if cfg.Hook == HookAuto {
+		cfg.Hook = HookXDP
+		if cfg.Direction != DirIn {
+			cfg.Hook = HookTC
+		}
+	}
+	if cfg.Hook == HookXDP && cfg.Direction != DirIn {
+		return cfg, fmt.Errorf("direction %s needs --hook tc: XDP sees received frames only", cfg.Direction)
+	}
+	if cfg.MonitorPort && cfg.Hook != HookXDP {
+		return cfg, errors.New("--monitor-port needs the XDP hook")
+	}
+	return cfg, nil
+}

@@ -1,0 +1,150 @@
+package capture
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/cilium/ebpf"
+
+	"github.com/ringtap/ringtap/gen"
+)
+
+// Program names in gen/.
+const (
+	progXDP       = "rt_xdp"
+	progTCIngress = "rt_tc_ingress"
+	progTCEgress  = "rt_tc_egress"
+)
+
+// maps are the kernel objects shared by every interface of a capture.
+type maps struct {
+	scratch  *ebpf.Map
+	rings    *ebpf.Map // ARRAY_OF_MAPS, one ring per CPU
+	ringMaps []*ebpf.Map
+	counters *ebpf.Map
+}
+
+func (m *maps) close() {
+	for _, r := range m.ringMaps {
+		r.Close()
+	}
+	for _, x := range []*ebpf.Map{m.scratch, m.rings, m.counters} {
+		if x != nil {
+			x.Close()
+		}
+	}
+}
+
+func newMaps(spec *ebpf.CollectionSpec, ncpu, ringSize int) (_ *maps, err error) {
+	m := &maps{}
+	defer func() {
+		if err != nil {
+			m.close()
+		}
+	}()
+	scratch := spec.Maps["rt_scratch_map"].Copy()
+	scratch.MaxEntries = uint32(ncpu)
+	if m.scratch, err = ebpf.NewMap(scratch); err != nil {
+		return nil, fmt.Errorf("create scratch map: %w", err)
+	}
+	if m.counters, err = ebpf.NewMap(spec.Maps["rt_counters_map"]); err != nil {
+		return nil, fmt.Errorf("create counters map: %w", err)
+	}
+	rings := spec.Maps["rt_rings"].Copy()
+	rings.MaxEntries = uint32(ncpu)
+	rings.InnerMap.MaxEntries = uint32(ringSize)
+	rings.Contents = nil
+	if m.rings, err = ebpf.NewMap(rings); err != nil {
+		return nil, fmt.Errorf("create ring array: %w", err)
+	}
+	for cpu := range ncpu {
+		r, err := ebpf.NewMap(&ebpf.MapSpec{Name: "rt_ring", Type: ebpf.RingBuf, MaxEntries: uint32(ringSize)})
+		if err != nil {
+			return nil, fmt.Errorf("create ring for cpu %d: %w", cpu, err)
+		}
+		m.ringMaps = append(m.ringMaps, r)
+		if err := m.rings.Put(uint32(cpu), r); err != nil {
+			return nil, fmt.Errorf("insert ring for cpu %d: %w", cpu, err)
+		}
+	}
+	return m, nil
+}
+
+// progParams are the load-time constants of one interface's programs.
+type progParams struct {
+	slot, snaplen, window, wakeup uint32
+	monitor                       bool
+	linkType                      uint16
+}
+
+// loadPrograms loads the named programs for one interface with its constants
+// set, the filter spliced in and the shared maps.
+func loadPrograms(base *ebpf.CollectionSpec, m *maps, p progParams, f *Filter, names []string) (map[string]*ebpf.Program, error) {
+	spec := base.Copy()
+	set := map[string]any{
+		"rt_slot": p.slot, "rt_snaplen": p.snaplen, "rt_window": p.window,
+		"rt_wakeup_bytes": p.wakeup, "rt_monitor": boolU8(p.monitor),
+	}
+	for name, v := range set {
+		vs, ok := spec.Variables[name]
+		if !ok {
+			return nil, fmt.Errorf("program has no constant %s", name)
+		}
+		if err := vs.Set(v); err != nil {
+			return nil, fmt.Errorf("set %s: %w", name, err)
+		}
+	}
+	keep := map[string]*ebpf.ProgramSpec{}
+	for _, n := range names {
+		ps := spec.Programs[n]
+		if f != nil && f.Splice != nil {
+			if err := f.Splice(ps, p.linkType); err != nil {
+				return nil, fmt.Errorf("splice filter into %s: %w", n, err)
+			}
+		}
+		keep[n] = ps
+	}
+	spec.Programs = keep
+	coll, err := ebpf.NewCollectionWithOptions(spec, ebpf.CollectionOptions{
+		MapReplacements: map[string]*ebpf.Map{
+			"rt_scratch_map": m.scratch, "rt_rings": m.rings, "rt_counters_map": m.counters,
+		},
+	})
+	if err != nil {
+		return nil, verifierError(err)
+	}
+	progs := coll.Programs
+	coll.Programs = nil
+	coll.Close() // the maps are ours; the .rodata map is held by the programs
+	return progs, nil
+}
+
+func boolU8(b bool) uint8 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// verifierError keeps the verifier's last lines instead of the whole log.
+func verifierError(err error) error {
+	var ve *ebpf.VerifierError
+	if !errors.As(err, &ve) {
+		return fmt.Errorf("load programs: %w", err)
+	}
+	lines := ve.Log
+	if len(lines) > 12 {
+		lines = lines[len(lines)-12:]
+	}
+	return fmt.Errorf("load programs: the verifier rejected them: %w:\n  %s", ve.Cause, strings.Join(lines, "\n  "))
+}
+
+// loadSpec returns the compiled capture programs.
+func loadSpec() (*ebpf.CollectionSpec, error) {
+	spec, err := gen.LoadCapture()
+	if err != nil {
+		return nil, fmt.Errorf("load capture programs: %w", err)
+	}
+	return spec, nil
+}

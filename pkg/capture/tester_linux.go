@@ -1,0 +1,100 @@
+package capture
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/cilium/ebpf"
+
+	"github.com/ringtap/ringtap/gen"
+)
+
+// Tester runs the real capture program, with a filter spliced in, over
+// frames with BPF_PROG_RUN, and reports the filter's verdict. It is how
+// `ringtap filter test` checks a filter against a file, and how the
+// differential tests compare ringtap with libpcap. Nothing is attached.
+type Tester struct {
+	prog    *ebpf.Program
+	maps    *maps
+	matched uint64
+}
+
+// MinTestFrame is the shortest frame BPF_PROG_RUN accepts (an Ethernet
+// header).
+const MinTestFrame = 14
+
+// NewTester loads the XDP program (hook HookXDP or HookAuto) or the TC
+// ingress program (HookTC) with f spliced in for linkType. f may be nil.
+func NewTester(hook Hook, f *Filter, linkType uint16) (_ *Tester, err error) {
+	spec, err := gen.LoadCapture()
+	if err != nil {
+		return nil, fmt.Errorf("read capture programs: %w", err)
+	}
+	ncpu, err := ebpf.PossibleCPU()
+	if err != nil {
+		return nil, fmt.Errorf("count cpus: %w", err)
+	}
+	t := &Tester{}
+	defer func() {
+		if err != nil {
+			t.Close()
+		}
+	}()
+	if t.maps, err = newMaps(spec, ncpu, MinRingSize); err != nil {
+		return nil, permission(err)
+	}
+	name := progXDP
+	if hook == HookTC {
+		name = progTCIngress
+	}
+	window := uint32(MaxSnapLen)
+	if f != nil && f.Window != nil {
+		w, err := f.Window(linkType)
+		if err != nil {
+			return nil, err
+		}
+		window = max(window, min(w, MaxWindow))
+	}
+	progs, err := loadPrograms(spec, t.maps, progParams{
+		snaplen: MaxSnapLen, window: window, wakeup: MinRingSize, linkType: linkType,
+	}, f, []string{name})
+	if err != nil {
+		return nil, permission(err)
+	}
+	t.prog = progs[name]
+	return t, nil
+}
+
+// Match runs the program once on frame and says whether the filter accepted
+// it. The filter sees len(frame) as the frame's original length.
+func (t *Tester) Match(frame []byte) (bool, error) {
+	if len(frame) < MinTestFrame {
+		return false, fmt.Errorf("frame of %d bytes is shorter than the %d bytes BPF_PROG_RUN needs", len(frame), MinTestFrame)
+	}
+	if _, err := t.prog.Run(&ebpf.RunOptions{Data: frame}); err != nil {
+		return false, fmt.Errorf("run filter: %w", err)
+	}
+	var per []gen.CaptureRtCounters
+	if err := t.maps.counters.Lookup(uint32(0), &per); err != nil {
+		return false, fmt.Errorf("read counters: %w", err)
+	}
+	var matched uint64
+	for _, p := range per {
+		matched += p.Matched
+	}
+	hit := matched != t.matched
+	t.matched = matched
+	return hit, nil
+}
+
+// Close releases the program and maps.
+func (t *Tester) Close() error {
+	var errs []error
+	if t.prog != nil {
+		errs = append(errs, t.prog.Close())
+	}
+	if t.maps != nil {
+		t.maps.close()
+	}
+	return errors.Join(errs...)
+}
