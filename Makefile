@@ -18,8 +18,9 @@ help: ## show the targets
 deps: ## install the Debian packages needed (clang, libpcap-dev, tcpdump, tshark, ...)
 	@[ -n "$(SKIP_DEPS)" ] || hack/deps.sh
 
-build: deps ## build bin/ringtap
+build: deps ## build bin/ringtap and bin/ringtap-bench
 	$(GO) build -ldflags '$(LDFLAGS)' -o bin/ringtap ./cmd/ringtap
+	$(GO) build -ldflags '$(LDFLAGS)' -o bin/ringtap-bench ./cmd/ringtap-bench
 
 generate: deps ## regenerate gen/ from bpf/ with bpf2go (pinned clang flags in gen/doc.go)
 	$(GO) generate ./gen

@@ -96,10 +96,10 @@ func demoTraffic(ctx context.Context, pair *testbed.Pair, f *captureFlags, stder
 		}
 		return sent, nil
 	}
-	frame := trafficgen.BuildUDP4(trafficgen.FrameOpts{
+	frame := trafficgen.Must(trafficgen.BuildUDP4(trafficgen.FrameOpts{
 		SrcMAC: pair.A.MAC, DstMAC: pair.B.MAC, Src: pair.A.IPv4, Dst: pair.B.IPv4,
 		SrcPort: 40000, DstPort: 9, Size: 64,
-	})
+	}))
 	ls, err := trafficgen.NewLiveSender(pair.A, frame)
 	if err != nil {
 		return sent, fmt.Errorf("demo: live sender: %w", err)

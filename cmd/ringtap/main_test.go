@@ -104,7 +104,7 @@ func (s *started) wait(t *testing.T) error {
 
 func mustUDP(t *testing.T, p *testbed.Pair, n, size int) [][]byte {
 	t.Helper()
-	f := trafficgen.BuildUDP4(trafficgen.FrameOpts{SrcMAC: p.A.MAC, DstMAC: p.B.MAC, Src: p.A.IPv4, Dst: p.B.IPv4, SrcPort: 1000, DstPort: 53, Size: size})
+	f := trafficgen.Must(trafficgen.BuildUDP4(trafficgen.FrameOpts{SrcMAC: p.A.MAC, DstMAC: p.B.MAC, Src: p.A.IPv4, Dst: p.B.IPv4, SrcPort: 1000, DstPort: 53, Size: size}))
 	out := make([][]byte, n)
 	for i := range out {
 		out[i] = f

@@ -406,7 +406,7 @@ var (
 func (c *Capture) readLoop(r *ringbuf.Reader, pool *ringbuf.Pool, out chan<- *ringbuf.Batch, stopping *atomic.Bool, cancel context.CancelCauseFunc) {
 	for !stopping.Load() {
 		b := pool.Get()
-		if stopping.Load() {
+		if b == nil || stopping.Load() {
 			pool.Put(b)
 			return
 		}

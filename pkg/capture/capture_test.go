@@ -6,7 +6,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"os"
 	"os/exec"
@@ -17,8 +16,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cilium/ebpf"
-	"github.com/cilium/ebpf/link"
 	"github.com/google/go-cmp/cmp"
 	"github.com/vishvananda/netlink"
 	"go.uber.org/goleak"
@@ -44,12 +41,12 @@ func testFrames(t *testing.T, p *testbed.Pair) [][]byte {
 	for _, size := range []int{60, 61, 127, 128, 129, 1514, 4000, jumboMTU + 14} {
 		o := base
 		o.Size = size
-		frames = append(frames, trafficgen.BuildUDP4(o))
+		frames = append(frames, trafficgen.Must(trafficgen.BuildUDP4(o)))
 	}
 	o := base
 	o.VLANs = []uint16{100}
 	o.Size = jumboMTU + 14
-	frames = append(frames, trafficgen.BuildUDP4(o))
+	frames = append(frames, trafficgen.Must(trafficgen.BuildUDP4(o)))
 	return frames
 }
 
@@ -103,9 +100,9 @@ func mustToolCount(t *testing.T, path string) int {
 	if err != nil {
 		t.Fatalf("capinfos output %q: %v", out, err)
 	}
-	out, err = exec.Command("tshark", "-r", path, "-T", "fields", "-e", "frame.number").CombinedOutput()
+	out, err = exec.Command("tshark", "-r", path, "-T", "fields", "-e", "frame.number").Output()
 	if err != nil {
-		t.Fatalf("tshark %s: %v\n%s", path, err, out)
+		t.Fatalf("tshark %s: %v", path, err)
 	}
 	if lines := strings.Count(string(out), "\n"); lines != n {
 		t.Fatalf("tshark read %d packets, capinfos counted %d", lines, n)
@@ -245,7 +242,7 @@ func TestRingOverflowCountsDrops(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	frame := trafficgen.BuildUDP4(trafficgen.FrameOpts{SrcMAC: pair.A.MAC, DstMAC: pair.B.MAC, Src: pair.A.IPv4, Dst: pair.B.IPv4, SrcPort: 1, DstPort: 2, Size: 1000})
+	frame := trafficgen.Must(trafficgen.BuildUDP4(trafficgen.FrameOpts{SrcMAC: pair.A.MAC, DstMAC: pair.B.MAC, Src: pair.A.IPv4, Dst: pair.B.IPv4, SrcPort: 1, DstPort: 2, Size: 1000}))
 	const n = 200 // 200 KB of records into a 16 KiB ring nobody reads
 	frames := make([][]byte, n)
 	for i := range frames {
@@ -298,7 +295,7 @@ func TestRingOverflowCountsDrops(t *testing.T) {
 func TestCountStopsCapture(t *testing.T) {
 	testbedtest.RequirePrivileged(t)
 	pair := testbedtest.MustNewPair(t, testbed.PairConfig{})
-	frame := trafficgen.BuildUDP4(trafficgen.FrameOpts{SrcMAC: pair.A.MAC, DstMAC: pair.B.MAC, Src: pair.A.IPv4, Dst: pair.B.IPv4, SrcPort: 1, DstPort: 2, Size: 64})
+	frame := trafficgen.Must(trafficgen.BuildUDP4(trafficgen.FrameOpts{SrcMAC: pair.A.MAC, DstMAC: pair.B.MAC, Src: pair.A.IPv4, Dst: pair.B.IPv4, SrcPort: 1, DstPort: 2, Size: 64}))
 	c, err := capture.Open(capture.Config{Interfaces: []string{pair.B.Link}, NetNS: pair.B.NSPath, Count: 10})
 	if err != nil {
 		t.Fatal(err)
@@ -331,45 +328,6 @@ func TestCountStopsCapture(t *testing.T) {
 	}
 }
 
-// attached lists what is attached to ifname in ns: XDP and TCX programs,
-// and clsact bpf filters.
-func attached(t *testing.T, h testbed.Host) []string {
-	t.Helper()
-	var out []string
-	err := h.Do(func() error {
-		l, err := netlink.LinkByName(h.Link)
-		if err != nil {
-			return err
-		}
-		if x := l.Attrs().Xdp; x != nil && x.Attached {
-			out = append(out, fmt.Sprintf("xdp prog %d", x.ProgId))
-		}
-		for _, at := range []ebpf.AttachType{ebpf.AttachTCXIngress, ebpf.AttachTCXEgress} {
-			res, err := link.QueryPrograms(link.QueryOptions{Target: l.Attrs().Index, Attach: at})
-			if err != nil {
-				return fmt.Errorf("query tcx: %w", err)
-			}
-			for _, p := range res.Programs {
-				out = append(out, fmt.Sprintf("tcx %v prog %d", at, p.ID))
-			}
-		}
-		for _, parent := range []uint32{netlink.HANDLE_MIN_INGRESS, netlink.HANDLE_MIN_EGRESS} {
-			fs, err := netlink.FilterList(l, parent)
-			if err != nil {
-				continue // no clsact qdisc
-			}
-			for _, f := range fs {
-				out = append(out, fmt.Sprintf("tc filter %s", f.Type()))
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return out
-}
-
 func openFDs(t *testing.T) int {
 	t.Helper()
 	ents, err := os.ReadDir("/proc/self/fd")
@@ -397,7 +355,7 @@ func TestStopLeavesNothing(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got := attached(t, pair.B); len(got) == 0 {
+			if got := testbedtest.MustAttached(t, pair.B); len(got) == 0 {
 				t.Fatalf("%v/%v: nothing attached while open", cfg.Hook, cfg.Direction)
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
@@ -411,7 +369,7 @@ func TestStopLeavesNothing(t *testing.T) {
 			if err := c.Close(); err != nil {
 				t.Fatalf("second close: %v", err)
 			}
-			if got := attached(t, pair.B); len(got) != 0 {
+			if got := testbedtest.MustAttached(t, pair.B); len(got) != 0 {
 				t.Fatalf("%v/%v: still attached after close: %v", cfg.Hook, cfg.Direction, got)
 			}
 		}

@@ -82,6 +82,12 @@ type progParams struct {
 // set, the filter spliced in and the shared maps.
 func loadPrograms(base *ebpf.CollectionSpec, m *maps, p progParams, f *Filter, names []string) (map[string]*ebpf.Program, error) {
 	spec := base.Copy()
+	// The replacements must match the specs they replace.
+	spec.Maps["rt_scratch_map"].MaxEntries = m.scratch.MaxEntries()
+	rings := spec.Maps["rt_rings"]
+	rings.MaxEntries = m.rings.MaxEntries()
+	rings.InnerMap.MaxEntries = m.ringMaps[0].MaxEntries()
+	rings.Contents = nil
 	set := map[string]any{
 		"rt_slot": p.slot, "rt_snaplen": p.snaplen, "rt_window": p.window,
 		"rt_wakeup_bytes": p.wakeup, "rt_monitor": boolU8(p.monitor),

@@ -1,0 +1,142 @@
+// Command ringtap-bench measures ringtap against tcpdump on a veth pair of
+// its own, side by side in one run. See BENCHMARKS.md.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"runtime"
+	"strings"
+	"time"
+
+	"github.com/ringtap/ringtap/pkg/bench"
+	"github.com/ringtap/ringtap/pkg/signals"
+)
+
+func main() {
+	if err := run(); err != nil {
+		fmt.Fprintf(os.Stderr, "ringtap-bench: %v\n", err)
+		os.Exit(1)
+	}
+}
+
+type report struct {
+	Machine   string          `json:"machine"`
+	Command   string          `json:"command"`
+	Started   time.Time       `json:"started"`
+	Config    bench.Config    `json:"config"`
+	Runs      []bench.Result  `json:"runs,omitempty"`
+	Summary   []bench.Summary `json:"summary,omitempty"`
+	MaxRates  []bench.MaxRate `json:"max_rates,omitempty"`
+	SoakRun   *bench.Result   `json:"soak,omitempty"`
+	SoakRate  uint64          `json:"soak_rate_pps,omitempty"`
+	TargetMet map[string]bool `json:"targets,omitempty"`
+}
+
+func run() error {
+	var (
+		cfg       bench.Config
+		scenarios = flag.String("scenarios", "monitor,host-xdp,host-tc,reject", "comma-separated scenarios: monitor, host-xdp, host-tc, reject")
+		tools     = flag.String("tools", "ringtap,tcpdump", "tools to compare")
+		jsonPath  = flag.String("json", "", "write the full report here")
+		findMax   = flag.String("find-max", "", "bisect the zero-loss rate of each tool for this scenario (e.g. monitor)")
+		steps     = flag.Int("steps", 6, "bisection steps for -find-max")
+		soak      = flag.Duration("soak", 0, "after -find-max, run ringtap this long at 80% of its zero-loss rate, sampling RSS")
+		rate      = flag.Uint64("rate", 0, "generator rate in frames/s for the rounds (0: top rate)")
+	)
+	flag.StringVar(&cfg.Ringtap, "ringtap", "bin/ringtap", "ringtap binary")
+	flag.StringVar(&cfg.Tcpdump, "tcpdump", "tcpdump", "tcpdump binary")
+	flag.IntVar(&cfg.Rounds, "rounds", 3, "rounds per scenario (median reported)")
+	flag.Uint64Var(&cfg.Packets, "packets", 2_000_000, "frames offered per run")
+	flag.IntVar(&cfg.FrameSize, "size", 64, "frame size in bytes (64, 512, 1500 ...)")
+	flag.IntVar(&cfg.SnapLen, "snaplen", 128, "snapshot length for both tools")
+	flag.IntVar(&cfg.RingSize, "ring-size", 8<<20, "ringtap per-CPU ring size")
+	flag.IntVar(&cfg.BufferKiB, "B", 256<<10, "tcpdump -B buffer in KiB")
+	flag.Parse()
+
+	var err error
+	if cfg.Scenarios, err = bench.ParseScenarios(*scenarios); err != nil {
+		return err
+	}
+	cfg.Tools = strings.Split(*tools, ",")
+	ctx, stop := signals.TwoStep(context.Background(), func(os.Signal) { os.Exit(130) })
+	defer stop()
+	r, err := bench.NewRunner(cfg)
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(r.Config().Dir)
+	host, _ := os.Hostname()
+	rep := report{
+		Machine: fmt.Sprintf("%s, %d CPUs, %s/%s", host, runtime.NumCPU(), runtime.GOOS, runtime.GOARCH),
+		Command: strings.Join(os.Args, " "), Started: time.Now(), Config: r.Config(),
+	}
+	if k, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
+		rep.Machine += ", kernel " + strings.TrimSpace(string(k))
+	}
+	if len(cfg.Scenarios) > 0 {
+		rep.Runs, err = r.Rounds(ctx, *rate)
+		rep.Summary = bench.Summarize(rep.Runs)
+		bench.WriteTable(os.Stdout, rep.Summary)
+		if err != nil {
+			return errors.Join(err, write(*jsonPath, rep))
+		}
+	}
+	if *findMax != "" {
+		scs, err := bench.ParseScenarios(*findMax)
+		if err != nil {
+			return err
+		}
+		for _, sc := range scs {
+			m, err := r.FindMax(ctx, sc, *steps)
+			rep.MaxRates = append(rep.MaxRates, m...)
+			if err != nil {
+				return errors.Join(err, write(*jsonPath, rep))
+			}
+		}
+		fmt.Println()
+		fmt.Println("| scenario | tool | zero-loss Mpps | generator top Mpps |")
+		fmt.Println("|---|---|---|---|")
+		for _, m := range rep.MaxRates {
+			fmt.Printf("| %s | %s | %.3f | %.3f |\n", m.Scenario, m.Tool, float64(m.PPS)/1e6, m.TopPPS/1e6)
+		}
+		if *soak > 0 {
+			for _, m := range rep.MaxRates {
+				if m.Tool != "ringtap" {
+					continue
+				}
+				sc, _ := bench.ParseScenarios(m.Scenario)
+				rep.SoakRate = m.PPS * 8 / 10
+				res, err := r.Soak(ctx, sc[0], rep.SoakRate, *soak, 10*time.Second)
+				rep.SoakRun = &res
+				if err != nil {
+					return errors.Join(err, write(*jsonPath, rep))
+				}
+				fmt.Printf("\nsoak: %v at %.3f Mpps: offered %d, captured %d, RSS MiB samples %v\n",
+					*soak, float64(rep.SoakRate)/1e6, res.Offered, res.Captured, res.RSSMiB)
+				break
+			}
+		}
+	}
+	return write(*jsonPath, rep)
+}
+
+func write(path string, rep report) error {
+	if path == "" {
+		return nil
+	}
+	b, err := json.MarshalIndent(rep, "", "  ")
+	if err != nil {
+		return fmt.Errorf("encode report: %w", err)
+	}
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		return fmt.Errorf("write report: %w", err)
+	}
+	slog.Info("report written", "path", path)
+	return nil
+}

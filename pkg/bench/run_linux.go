@@ -1,0 +1,374 @@
+package bench
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/ringtap/ringtap/pkg/pcapio"
+	"github.com/ringtap/ringtap/pkg/testbed"
+	"github.com/ringtap/ringtap/pkg/trafficgen"
+)
+
+// Config describes a benchmark invocation.
+type Config struct {
+	Ringtap   string // path to the ringtap binary
+	Tcpdump   string // path to tcpdump
+	Scenarios []Scenario
+	Tools     []string // "ringtap", "tcpdump"
+	Rounds    int
+	Packets   uint64 // frames offered per run
+	Rate      uint64 // frames per second, 0 = the kernel's top rate
+	FrameSize int
+	SnapLen   int
+	RingSize  int // ringtap --ring-size
+	BufferKiB int // tcpdump -B
+	Dir       string
+	Log       *slog.Logger
+}
+
+// Result is one capture run.
+type Result struct {
+	Scenario    string  `json:"scenario"`
+	Tool        string  `json:"tool"`
+	Round       int     `json:"round"`
+	Rate        uint64  `json:"rate_pps_requested"`
+	Offered     uint64  `json:"offered"`
+	Captured    uint64  `json:"captured"`
+	LossPct     float64 `json:"loss_pct"`
+	GenPPS      float64 `json:"generator_pps"`
+	BasePPS     float64 `json:"baseline_generator_pps"`
+	GenRatio    float64 `json:"generator_ratio"`
+	CapturedPPS float64 `json:"captured_pps"`
+	CPUSeconds  float64 `json:"cpu_seconds"`
+	CPUPerMpkt  float64 `json:"cpu_seconds_per_million_packets"`
+	CPUNsPerPkt float64 `json:"cpu_ns_per_packet"`
+	PeakRSSMiB  float64 `json:"peak_rss_mib"`
+	OutputBytes int64   `json:"output_bytes"`
+	// RSSMiB samples the capturer's RSS during the run (soak only).
+	RSSMiB []float64 `json:"rss_mib_samples,omitempty"`
+}
+
+// Runner runs benchmark rounds.
+type Runner struct{ cfg Config }
+
+// NewRunner checks the configuration.
+func NewRunner(cfg Config) (*Runner, error) {
+	if cfg.Rounds <= 0 {
+		cfg.Rounds = 3
+	}
+	if cfg.Packets == 0 {
+		cfg.Packets = 2_000_000
+	}
+	if cfg.FrameSize == 0 {
+		cfg.FrameSize = 64
+	}
+	if cfg.SnapLen == 0 {
+		cfg.SnapLen = 128
+	}
+	if cfg.RingSize == 0 {
+		cfg.RingSize = 8 << 20
+	}
+	if cfg.BufferKiB == 0 {
+		cfg.BufferKiB = 256 << 10 // 256 MiB, "large -B"
+	}
+	if len(cfg.Tools) == 0 {
+		cfg.Tools = []string{"ringtap", "tcpdump"}
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.Default()
+	}
+	for _, tool := range cfg.Tools {
+		path := cfg.Ringtap
+		if tool == "tcpdump" {
+			path = cfg.Tcpdump
+		}
+		if _, err := exec.LookPath(path); err != nil {
+			return nil, fmt.Errorf("%s not found at %q: %w", tool, path, err)
+		}
+	}
+	if cfg.Dir == "" {
+		d, err := os.MkdirTemp("", "ringtap-bench")
+		if err != nil {
+			return nil, fmt.Errorf("temporary directory: %w", err)
+		}
+		cfg.Dir = d
+	}
+	return &Runner{cfg: cfg}, nil
+}
+
+// Config is the effective configuration.
+func (r *Runner) Config() Config { return r.cfg }
+
+// Rounds runs every scenario for every round, tools alternating (their
+// order flips each round), at rate (0: top rate).
+func (r *Runner) Rounds(ctx context.Context, rate uint64) ([]Result, error) {
+	var out []Result
+	for _, sc := range r.cfg.Scenarios {
+		for round := range r.cfg.Rounds {
+			tools := append([]string{}, r.cfg.Tools...)
+			if round%2 == 1 {
+				for i, j := 0, len(tools)-1; i < j; i, j = i+1, j-1 {
+					tools[i], tools[j] = tools[j], tools[i]
+				}
+			}
+			for _, tool := range tools {
+				res, err := r.Once(ctx, sc, tool, round, rate, r.cfg.Packets)
+				if err != nil {
+					return out, fmt.Errorf("%s/%s round %d: %w", sc.Name, tool, round, err)
+				}
+				r.cfg.Log.Info("run", "scenario", sc.Name, "tool", tool, "round", round,
+					"offered", res.Offered, "captured", res.Captured, "loss_pct", res.LossPct,
+					"gen_mpps", res.GenPPS/1e6, "gen_ratio", res.GenRatio, "cpu_ns_pkt", res.CPUNsPerPkt)
+				out = append(out, res)
+			}
+		}
+	}
+	return out, nil
+}
+
+func (r *Runner) frame(sc Scenario, p *testbed.Pair) []byte {
+	o := trafficgen.FrameOpts{SrcMAC: p.A.MAC, DstMAC: p.B.MAC, Src: p.A.IPv4, Dst: p.B.IPv4, SrcPort: 40000, DstPort: 9, Size: r.cfg.FrameSize}
+	if sc.Monitor {
+		o.DstMAC = []byte{0x02, 0xee, 0, 0, 0, 1} // someone else's: mirrored traffic
+	}
+	return trafficgen.Must(trafficgen.BuildUDP4(o))
+}
+
+// generate sends n frames at rate from A.
+func generate(ctx context.Context, p *testbed.Pair, frame []byte, n, rate uint64) (trafficgen.Result, error) {
+	ls, err := trafficgen.NewLiveSender(p.A, frame)
+	if err != nil {
+		return trafficgen.Result{}, err
+	}
+	defer ls.Close()
+	return ls.Run(ctx, n, rate)
+}
+
+// baseline is the generator's rate with a bare XDP program on B: drop for
+// mirrored traffic, pass for host traffic.
+func (r *Runner) baseline(ctx context.Context, sc Scenario, p *testbed.Pair, frame []byte, rate uint64) (float64, error) {
+	attach := trafficgen.AttachPass
+	if sc.Monitor {
+		attach = trafficgen.AttachDrop
+	}
+	l, err := attach(p.B)
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	res, err := generate(ctx, p, frame, r.cfg.Packets, rate)
+	if err != nil {
+		return 0, err
+	}
+	return float64(res.Sent) / res.Duration.Seconds(), nil
+}
+
+// Once runs one capture: fresh hosts, baseline, capturer, generator.
+func (r *Runner) Once(ctx context.Context, sc Scenario, tool string, round int, rate, packets uint64) (Result, error) {
+	return r.once(ctx, sc, tool, round, rate, packets, 0)
+}
+
+func (r *Runner) once(ctx context.Context, sc Scenario, tool string, round int, rate, packets uint64, rssEvery time.Duration) (Result, error) {
+	res := Result{Scenario: sc.Name, Tool: tool, Round: round, Rate: rate}
+	p, err := testbed.NewPair(testbed.PairConfig{Name: "rtb"})
+	if err != nil {
+		return res, err
+	}
+	defer p.Close()
+	frame := r.frame(sc, p)
+	if res.BasePPS, err = r.baseline(ctx, sc, p, frame, rate); err != nil {
+		return res, fmt.Errorf("baseline: %w", err)
+	}
+	out := filepath.Join(r.cfg.Dir, fmt.Sprintf("%s-%s-%d.pcap", sc.Name, tool, round))
+	defer os.Remove(out)
+
+	var cmd *exec.Cmd
+	switch tool {
+	case "ringtap":
+		args := []string{"capture", "-i", p.B.Link, "--netns", p.B.NSPath, "-w", out, "-s", strconv.Itoa(r.cfg.SnapLen),
+			"--ring-size", strconv.Itoa(r.cfg.RingSize), "--hook", sc.Hook, "-q"}
+		if sc.Monitor {
+			args = append(args, "--monitor-port")
+		}
+		cmd = exec.Command(r.cfg.Ringtap, append(args, sc.Filter)...)
+	case "tcpdump":
+		// tcpdump needs frames to reach the stack: a pass program lets
+		// live frames arrive at the veth.
+		l, err := trafficgen.AttachPass(p.B)
+		if err != nil {
+			return res, err
+		}
+		defer l.Close()
+		cmd = exec.Command("ip", "netns", "exec", p.B.NSName, r.cfg.Tcpdump, "-i", p.B.Link, "-w", out, "-n",
+			"-s", strconv.Itoa(r.cfg.SnapLen), "-B", strconv.Itoa(r.cfg.BufferKiB), sc.Filter)
+	default:
+		return res, fmt.Errorf("unknown tool %q", tool)
+	}
+	stderr, err := startAndWaitListening(cmd)
+	if err != nil {
+		return res, fmt.Errorf("start %s: %w", tool, err)
+	}
+	var samples <-chan []float64
+	stopSampling := make(chan struct{})
+	if rssEvery > 0 {
+		samples = sampleRSS(cmd.Process.Pid, rssEvery, stopSampling)
+	}
+	gen, gerr := generate(ctx, p, frame, packets, rate)
+	close(stopSampling)
+	if samples != nil {
+		res.RSSMiB = <-samples
+	}
+	// Stop the generator before the capturer: the capturer detaches its
+	// XDP program on exit, and detaching during a live-frames run has
+	// crashed kernels.
+	waitStable(out, 300*time.Millisecond, 10*time.Second)
+	_ = cmd.Process.Signal(syscall.SIGINT)
+	werr := waitExit(cmd, 30*time.Second)
+	if gerr != nil {
+		return res, fmt.Errorf("generator: %w", gerr)
+	}
+	if werr != nil {
+		return res, fmt.Errorf("%s: %w\n%s", tool, werr, stderr.String())
+	}
+	res.Offered = gen.Sent
+	res.GenPPS = float64(gen.Sent) / gen.Duration.Seconds()
+	if res.BasePPS > 0 {
+		res.GenRatio = res.GenPPS / res.BasePPS
+	}
+	if res.Captured, res.OutputBytes, err = countFile(out); err != nil {
+		return res, fmt.Errorf("read %s output: %w\n%s", tool, err, stderr.String())
+	}
+	want := res.Offered
+	if sc.Reject {
+		want = 0
+	}
+	if want > 0 {
+		res.LossPct = 100 * float64(int64(want)-int64(res.Captured)) / float64(want)
+	}
+	res.CapturedPPS = float64(res.Captured) / gen.Duration.Seconds()
+	ru := cmd.ProcessState.SysUsage().(*syscall.Rusage)
+	res.CPUSeconds = tv(ru.Utime) + tv(ru.Stime)
+	per := max(res.Captured, 1)
+	if sc.Reject {
+		per = res.Offered
+	}
+	res.CPUPerMpkt = res.CPUSeconds / float64(per) * 1e6
+	res.CPUNsPerPkt = res.CPUSeconds / float64(per) * 1e9
+	res.PeakRSSMiB = float64(ru.Maxrss) / 1024
+	return res, nil
+}
+
+func tv(t syscall.Timeval) float64 { return float64(t.Sec) + float64(t.Usec)/1e6 }
+
+
+// startAndWaitListening starts cmd and waits for its "listening on" line.
+func startAndWaitListening(cmd *exec.Cmd) (*strings.Builder, error) {
+	pr, err := cmd.StderrPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	var buf strings.Builder
+	listening := make(chan struct{})
+	copied := make(chan struct{})
+	go func() {
+		defer close(copied)
+		sc := bufio.NewScanner(pr)
+		seen := false
+		for sc.Scan() {
+			buf.WriteString(sc.Text() + "\n")
+			if !seen && strings.Contains(sc.Text(), "listening on") {
+				seen = true
+				close(listening)
+			}
+		}
+		_, _ = io.Copy(io.Discard, pr)
+	}()
+	select {
+	case <-listening:
+		// tcpdump prints its line just before its first read; give its
+		// socket a moment so the first frames are not missed.
+		time.Sleep(200 * time.Millisecond)
+		return &buf, nil
+	case <-copied:
+		_ = cmd.Wait()
+		return nil, fmt.Errorf("exited before listening: %s", buf.String())
+	case <-time.After(30 * time.Second):
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		return nil, errors.New("no listening line within 30s")
+	}
+}
+
+func waitExit(cmd *exec.Cmd, limit time.Duration) error {
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		return err
+	case <-time.After(limit):
+		_ = cmd.Process.Kill()
+		<-done
+		return fmt.Errorf("did not exit within %v of SIGINT", limit)
+	}
+}
+
+// waitStable waits until path stops growing for quiet, at most limit.
+func waitStable(path string, quiet, limit time.Duration) {
+	deadline := time.Now().Add(limit)
+	last, lastChange := int64(-1), time.Now()
+	for time.Now().Before(deadline) {
+		var size int64
+		if fi, err := os.Stat(path); err == nil {
+			size = fi.Size()
+		}
+		if size != last {
+			last, lastChange = size, time.Now()
+		} else if time.Since(lastChange) >= quiet {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// countFile counts the packets in a capture file.
+func countFile(path string) (uint64, int64, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return 0, 0, err
+	}
+	rd, err := pcapio.NewReader(f)
+	if err != nil {
+		return 0, fi.Size(), err
+	}
+	var n uint64
+	var p pcapio.Packet
+	for {
+		err := rd.Next(&p)
+		if errors.Is(err, io.EOF) {
+			return n, fi.Size(), nil
+		}
+		if err != nil {
+			return n, fi.Size(), err
+		}
+		n++
+	}
+}

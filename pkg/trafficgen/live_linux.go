@@ -1,0 +1,186 @@
+package trafficgen
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/asm"
+	"golang.org/x/sys/unix"
+
+	"github.com/ringtap/ringtap/pkg/testbed"
+)
+
+// LiveSender transmits one frame many times out of a host's veth end with
+// BPF_PROG_RUN in XDP live-frames mode (BPF_F_TEST_XDP_LIVE_FRAMES): the
+// kernel runs a program returning XDP_TX on the frame in a loop, as if it
+// had arrived on the veth, and each XDP_TX goes out of it to the peer.
+//
+// The peer must have an XDP program attached (AttachPass, AttachDrop) or
+// the frames are dropped on the sender's side. Never attach or detach XDP
+// programs on either end while Run is in progress: that has crashed
+// kernels. A LiveSender is not safe for concurrent use.
+type LiveSender struct {
+	h     testbed.Host
+	frame []byte
+	prog  *ebpf.Program
+}
+
+// NewLiveSender loads the XDP_TX program for sending frame from h. The
+// frame is copied. Live-frames mode limits a frame to about 3.5 KiB (a
+// page less headroom and skb_shared_info).
+func NewLiveSender(h testbed.Host, frame []byte) (*LiveSender, error) {
+	if len(frame) < 14 {
+		return nil, fmt.Errorf("frame of %d bytes is shorter than an ethernet header", len(frame))
+	}
+	prog, err := ebpf.NewProgram(&ebpf.ProgramSpec{
+		Name:    "rt_tg_tx",
+		Type:    ebpf.XDP,
+		License: "GPL",
+		Instructions: asm.Instructions{
+			asm.Mov.Imm(asm.R0, xdpTX),
+			asm.Return(),
+		},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("load xdp_tx program: %w", err)
+	}
+	return &LiveSender{h: h, frame: append([]byte(nil), frame...), prog: prog}, nil
+}
+
+// xdpMD mirrors struct xdp_md, the context of an XDP test run.
+type xdpMD struct {
+	Data           uint32
+	DataEnd        uint32
+	DataMeta       uint32
+	IngressIfindex uint32
+	RxQueueIndex   uint32
+	EgressIfindex  uint32
+}
+
+const (
+	// topSpeedChunk is the repeat count per call at top speed: enough to
+	// amortise the syscall, few enough (tens of ms) to stop promptly.
+	topSpeedChunk = 1 << 16
+	// paceSteps is how many calls per second a paced run makes at most.
+	paceSteps = 200
+)
+
+// Run sends n frames (0: until ctx is done) at rate frames per second (0:
+// as fast as the kernel can). It runs on a locked OS thread inside the
+// host's namespace, in calls of BPF_PROG_RUN of up to 65536 frames, and
+// checks ctx between calls. When ctx ends the run, Run returns the Result
+// so far and ctx.Err(), except with n == 0, where that is the normal end
+// and the error is nil.
+func (s *LiveSender) Run(ctx context.Context, n, rate uint64) (Result, error) {
+	var res Result
+	if s.prog == nil {
+		return res, errors.New("live sender closed")
+	}
+	chunk := uint64(topSpeedChunk)
+	if rate > 0 {
+		chunk = min(max(1, rate/paceSteps), topSpeedChunk)
+	}
+	opts := ebpf.RunOptions{
+		Data:    s.frame,
+		Flags:   unix.BPF_F_TEST_XDP_LIVE_FRAMES,
+		Context: xdpMD{DataEnd: uint32(len(s.frame)), IngressIfindex: uint32(s.h.Index)},
+		Reset:   func() { res.Retries++ },
+	}
+	var stopped error
+	err := s.h.Do(func() error {
+		restore, err := blockAsyncSignals()
+		if err != nil {
+			return err
+		}
+		defer restore()
+		start := time.Now()
+		defer func() { res.Duration = time.Since(start) }()
+		for n == 0 || res.Sent < n {
+			if err := ctx.Err(); err != nil {
+				stopped = err
+				return nil
+			}
+			batch := chunk
+			if n > 0 {
+				batch = min(batch, n-res.Sent)
+			}
+			opts.Repeat = uint32(batch)
+			if _, err := s.prog.Run(&opts); err != nil {
+				return fmt.Errorf("bpf_prog_run live frames on %s: %w", s.h.Link, err)
+			}
+			res.Sent += batch
+			if rate > 0 {
+				due := start.Add(time.Duration(float64(res.Sent) / float64(rate) * float64(time.Second)))
+				if err := sleepUntil(ctx, due); err != nil {
+					stopped = err
+					return nil
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return res, err
+	}
+	if stopped != nil && n > 0 && res.Sent < n {
+		return res, stopped
+	}
+	return res, nil
+}
+
+// sleepUntil waits for t or ctx, whichever is first.
+func sleepUntil(ctx context.Context, t time.Time) error {
+	d := time.Until(t)
+	if d <= 0 {
+		return nil
+	}
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	select {
+	case <-timer.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// syncSignals are raised by faults in the thread itself; blocking them
+// would make the kernel kill the process instead of letting Go panic.
+var syncSignals = []unix.Signal{unix.SIGSEGV, unix.SIGBUS, unix.SIGFPE, unix.SIGILL, unix.SIGTRAP, unix.SIGSYS, unix.SIGABRT}
+
+// sigPerThreadSyscall is the signal the Go runtime uses to run a syscall on
+// every thread (syscall.AllThreadsSyscall, setuid and friends); blocking it
+// would stall those calls until the run ends.
+const sigPerThreadSyscall = unix.Signal(33) // _SIGRTMIN + 1
+
+// blockAsyncSignals blocks every asynchronous signal on the calling
+// (locked) thread, so that signals (Go's SIGURG preemption, SIGCHLD,
+// SIGPROF...) are delivered to other threads instead of interrupting the
+// kernel's run loop. It returns a function restoring the previous mask,
+// which must run on the same thread.
+func blockAsyncSignals() (func(), error) {
+	var set, old unix.Sigset_t
+	for i := range set.Val {
+		set.Val[i] = ^uint64(0)
+	}
+	for _, s := range append(syncSignals, sigPerThreadSyscall) {
+		set.Val[(s-1)/64] &^= 1 << ((uint(s) - 1) % 64)
+	}
+	if err := unix.PthreadSigmask(unix.SIG_BLOCK, &set, &old); err != nil {
+		return nil, fmt.Errorf("block signals: %w", err)
+	}
+	return func() { unix.PthreadSigmask(unix.SIG_SETMASK, &old, nil) }, nil
+}
+
+// Close releases the program. It is idempotent.
+func (s *LiveSender) Close() error {
+	if s.prog == nil {
+		return nil
+	}
+	err := s.prog.Close()
+	s.prog = nil
+	return err
+}
