@@ -27,7 +27,9 @@
 // and an eventfd. Interrupt and Close write the eventfd, so they wake a
 // blocked ReadBatch at once; nothing relies on timeouts. A producer that
 // uses BPF_RB_NO_WAKEUP for small amounts relies on a periodic Interrupt to
-// get its records read.
+// get its records read: an interrupted ReadBatch returns the records waiting
+// in the ring, if any, and ErrInterrupted once a call finds the ring empty,
+// so a reader loop stopped with Interrupt sees every record first.
 //
 // # Batches
 //

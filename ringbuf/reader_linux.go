@@ -160,8 +160,13 @@ func (r *Reader) AvailableBytes() uint64 {
 // Discarded records are skipped and counted (Discarded).
 //
 // If no record is available, ReadBatch blocks until one is, or until Close
-// (ErrClosed) or Interrupt (ErrInterrupted; records that arrived without a
-// wakeup are returned instead, with a nil error). It never times out.
+// (ErrClosed) or Interrupt (ErrInterrupted). It never times out. An
+// Interrupt is answered by exactly one ErrInterrupted, returned by the first
+// call that finds the ring empty: if records are there (e.g. published with
+// BPF_RB_NO_WAKEUP, which wakes nobody), they are returned first with a nil
+// error and the next call returns ErrInterrupted at once if the ring is then
+// empty. So a caller that Interrupts to stop sees every record before
+// ErrInterrupted.
 //
 // If b has no room for even the next record, ReadBatch returns ErrBatchFull
 // at once. A record larger than b's whole arena is still read if b is empty:
@@ -188,21 +193,26 @@ func (r *Reader) ReadBatch(b *Batch) error {
 		if err != nil {
 			return err
 		}
-		if interrupted {
-			if r.closed.Load() {
-				return ErrClosed
-			}
-			n, full, err := r.drain(b)
-			switch {
-			case err != nil:
-				return err
-			case n > 0:
-				return nil
-			case full:
-				return ErrBatchFull
-			}
-			return ErrInterrupted
+		if !interrupted {
+			continue
 		}
+		if r.closed.Load() {
+			return ErrClosed
+		}
+		// Records published without a wakeup come first; the interrupt
+		// stays pending until a call finds the ring empty.
+		n, full, err = r.drain(b)
+		switch {
+		case err != nil:
+			return err
+		case n > 0:
+			return nil
+		case full:
+			return ErrBatchFull
+		}
+		// Consume the interrupt (Interrupts up to here count as one).
+		_, _ = unix.Read(r.evfd, r.evBuf[:])
+		return ErrInterrupted
 	}
 }
 
@@ -260,17 +270,19 @@ func (r *Reader) drain(b *Batch) (n int, full bool, err error) {
 			stride := (length + hdrSize + 7) &^ 7
 			if stride > prod-cons {
 				atomic.StoreUintptr(r.consPos, cons)
+				r.discarded.Add(discarded)
 				return n, false, fmt.Errorf("%w: length %d at position %d, %d bytes published", ErrCorrupt, length, cons, prod-cons)
 			}
 			if hdr&discardBit == 0 {
-				dst := b.reserve(int(length))
-				if dst == nil {
+				// The data area is mapped twice, so a record that
+				// wraps around the end is contiguous here.
+				src := data[off+hdrSize : off+hdrSize+length]
+				if dst := b.reserve(len(src)); dst != nil {
+					copy(dst, src)
+				} else {
 					full, stop = true, true
 					break
 				}
-				// The data area is mapped twice, so a record that
-				// wraps around the end is contiguous here.
-				copy(dst, data[off+hdrSize:off+hdrSize+length])
 				n++
 			} else {
 				discarded++
@@ -296,7 +308,7 @@ func (r *Reader) drain(b *Batch) (n int, full bool, err error) {
 }
 
 // wait blocks in epoll_wait until the map fd is readable or the eventfd is
-// signalled; interrupted reports the latter (and resets the eventfd).
+// signalled; interrupted reports the latter (the eventfd stays signalled).
 func (r *Reader) wait() (interrupted bool, err error) {
 	for {
 		nev, err := unix.EpollWait(r.epfd, r.events[:], -1)
@@ -311,20 +323,15 @@ func (r *Reader) wait() (interrupted bool, err error) {
 				interrupted = true
 			}
 		}
-		if interrupted && !r.closed.Load() {
-			// Reset the counter; Interrupts before this point are
-			// consumed by this wakeup. Leave it set after Close so
-			// that nothing blocks any more.
-			_, _ = unix.Read(r.evfd, r.evBuf[:])
-		}
 		return interrupted, nil
 	}
 }
 
-// Interrupt makes a blocked ReadBatch return ErrInterrupted (or the records
-// that arrived without a wakeup). If no ReadBatch is blocked, the next one
-// that would block returns at once instead; several Interrupts before that
-// count as one. Safe from any goroutine; a no-op after Close.
+// Interrupt wakes a blocked ReadBatch: it returns the records that arrived
+// without a wakeup if there are any, else ErrInterrupted. If no ReadBatch is
+// blocked, the next one that finds the ring empty returns ErrInterrupted
+// instead of blocking. Interrupts not yet answered count as one. Safe from
+// any goroutine; a no-op after Close.
 func (r *Reader) Interrupt() {
 	r.mu.RLock()
 	defer r.mu.RUnlock()

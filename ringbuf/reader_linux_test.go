@@ -417,6 +417,7 @@ func TestInterrupt(t *testing.T) {
 	select {
 	case err := <-done:
 		t.Logf("ReadBatch woke without Interrupt (%v, %d records)", err, b.Len())
+		r.Interrupt() // for the check below
 	case <-time.After(100 * time.Millisecond):
 		r.Interrupt()
 		if err := await(t, done, 2*time.Second); err != nil {
@@ -428,6 +429,10 @@ func TestInterrupt(t *testing.T) {
 	}
 	for i := range 3 {
 		checkRecord(t, b.Record(i), 2+i, 30+10*i)
+	}
+	// The interrupt is answered once the ring is empty.
+	if err := r.ReadBatch(b); !errors.Is(err, ErrInterrupted) {
+		t.Fatalf("ReadBatch after the interrupted read = %v, want ErrInterrupted", err)
 	}
 }
 
@@ -501,12 +506,17 @@ func TestConcurrentProducer(t *testing.T) {
 		}
 	}()
 
-	for range 40 {
-		runRepeat(t, prog, 400)
+	// Short runs, so that the reader is woken many times and keeps up
+	// with part of the load; the ring still overflows now and then.
+	for i := range 600 {
+		runRepeat(t, prog, 20)
+		if i%100 == 99 {
+			time.Sleep(time.Millisecond) // let the reader empty the ring
+		}
 	}
 	stop.Store(true)
 	r.Interrupt()
-	wg.Wait()
+	waitGroup(t, &wg, r)
 	if readErr != nil {
 		t.Fatal(readErr)
 	}
@@ -617,5 +627,20 @@ func TestCloseRace(t *testing.T) {
 			}()
 		}
 		wg.Wait()
+	}
+}
+
+// waitGroup waits for wg; if that takes too long, it closes r to release the
+// reader and fails.
+func waitGroup(t *testing.T, wg *sync.WaitGroup, r *Reader) {
+	t.Helper()
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		r.Close()
+		<-done
+		t.Fatal("reader goroutine did not finish within 5s")
 	}
 }

@@ -135,7 +135,7 @@ func runFilterTest(args []string, stdout, stderr io.Writer) error {
 			if err != nil {
 				return err
 			}
-			if t, err = capture.NewTester(hook, f, lt); err != nil {
+			if t, err = capture.NewTester(hook, 0, f, lt); err != nil {
 				return err
 			}
 			testers[lt] = t

@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/cilium/ebpf"
+	"golang.org/x/sys/unix"
 
 	"github.com/ringtap/ringtap/gen"
 )
@@ -14,18 +15,29 @@ import (
 // `ringtap filter test` checks a filter against a file, and how the
 // differential tests compare ringtap with libpcap. Nothing is attached.
 type Tester struct {
+	spec    *ebpf.CollectionSpec
+	name    string
+	snaplen uint32
 	prog    *ebpf.Program
 	maps    *maps
 	matched uint64
 }
 
+// ErrNotRunnable: BPF_PROG_RUN refused the frame (for the TC program, the
+// kernel builds an skb and refuses some malformed headers, e.g. an IPv4
+// ethertype with less than an IP header).
+var ErrNotRunnable = errors.New("the kernel refuses to run the program on this frame")
+
 // MinTestFrame is the shortest frame BPF_PROG_RUN accepts (an Ethernet
 // header).
 const MinTestFrame = 14
 
-// NewTester loads the XDP program (hook HookXDP or HookAuto) or the TC
-// ingress program (HookTC) with f spliced in for linkType. f may be nil.
-func NewTester(hook Hook, f *Filter, linkType uint16) (_ *Tester, err error) {
+// NewTester creates the maps and loads the XDP program (hook HookXDP or
+// HookAuto) or the TC ingress program (HookTC) with f spliced in for
+// linkType; f may be nil (accept everything). snaplen (0: 65535) sets the
+// copy window as a capture would: max(snaplen, the filter's need).
+// SetFilter swaps the filter without recreating the maps.
+func NewTester(hook Hook, snaplen uint32, f *Filter, linkType uint16) (_ *Tester, err error) {
 	spec, err := gen.LoadCapture()
 	if err != nil {
 		return nil, fmt.Errorf("read capture programs: %w", err)
@@ -34,7 +46,13 @@ func NewTester(hook Hook, f *Filter, linkType uint16) (_ *Tester, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("count cpus: %w", err)
 	}
-	t := &Tester{}
+	if snaplen == 0 || snaplen > MaxSnapLen {
+		snaplen = MaxSnapLen
+	}
+	t := &Tester{spec: spec, name: progXDP, snaplen: snaplen}
+	if hook == HookTC {
+		t.name = progTCIngress
+	}
 	defer func() {
 		if err != nil {
 			t.Close()
@@ -43,26 +61,33 @@ func NewTester(hook Hook, f *Filter, linkType uint16) (_ *Tester, err error) {
 	if t.maps, err = newMaps(spec, ncpu, MinRingSize); err != nil {
 		return nil, permission(err)
 	}
-	name := progXDP
-	if hook == HookTC {
-		name = progTCIngress
+	if err := t.SetFilter(f, linkType); err != nil {
+		return nil, err
 	}
-	window := uint32(MaxSnapLen)
+	return t, nil
+}
+
+// SetFilter replaces the program with one running f for linkType.
+func (t *Tester) SetFilter(f *Filter, linkType uint16) error {
+	window := t.snaplen
 	if f != nil && f.Window != nil {
 		w, err := f.Window(linkType)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		window = max(window, min(w, MaxWindow))
 	}
-	progs, err := loadPrograms(spec, t.maps, progParams{
-		snaplen: MaxSnapLen, window: window, wakeup: MinRingSize, linkType: linkType,
-	}, f, []string{name})
+	progs, err := loadPrograms(t.spec, t.maps, progParams{
+		snaplen: t.snaplen, window: window, wakeup: MinRingSize, linkType: linkType,
+	}, f, []string{t.name})
 	if err != nil {
-		return nil, permission(err)
+		return permission(err)
 	}
-	t.prog = progs[name]
-	return t, nil
+	if t.prog != nil {
+		t.prog.Close()
+	}
+	t.prog = progs[t.name]
+	return nil
 }
 
 // Match runs the program once on frame and says whether the filter accepted
@@ -72,6 +97,9 @@ func (t *Tester) Match(frame []byte) (bool, error) {
 		return false, fmt.Errorf("frame of %d bytes is shorter than the %d bytes BPF_PROG_RUN needs", len(frame), MinTestFrame)
 	}
 	if _, err := t.prog.Run(&ebpf.RunOptions{Data: frame}); err != nil {
+		if errors.Is(err, unix.EINVAL) {
+			return false, fmt.Errorf("%w: %w", ErrNotRunnable, err)
+		}
 		return false, fmt.Errorf("run filter: %w", err)
 	}
 	var per []gen.CaptureRtCounters

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"sync"
 
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
@@ -14,10 +15,15 @@ import (
 // runDir is where `ip netns` keeps its bind mounts.
 const runDir = "/run/netns"
 
+// runDirMu keeps concurrent NewPair calls from both bind-mounting runDir.
+var runDirMu sync.Mutex
+
 // ensureRunDir makes /run/netns a shared mount point, as iproute2 does, so
 // namespaces mounted there are seen by processes in other mount namespaces
 // (`ip netns exec` makes one per command).
 func ensureRunDir() error {
+	runDirMu.Lock()
+	defer runDirMu.Unlock()
 	if err := os.MkdirAll(runDir, 0o755); err != nil {
 		return fmt.Errorf("create %s: %w", runDir, err)
 	}
@@ -102,77 +108,4 @@ func deleteNamedNS(path string) error {
 		errs = append(errs, fmt.Errorf("remove %s: %w", path, err))
 	}
 	return errors.Join(errs...)
-}
-
-// Do runs fn on a locked OS thread switched into h's network namespace and
-// returns its error. Sockets fn opens stay in that namespace after Do
-// returns. fn runs on another goroutine: it must not call t.FailNow and
-// friends. A panic in fn is re-raised in the caller after the thread has
-// been switched back. If the thread cannot be switched back it stays
-// locked, so Go retires it instead of reusing it.
-func (h Host) Do(fn func() error) error {
-	target, err := netns.GetFromPath(h.NSPath)
-	if err != nil {
-		return fmt.Errorf("open network namespace %s: %w", h.NSPath, err)
-	}
-	defer target.Close()
-
-	type result struct {
-		err   error
-		panic any
-	}
-	done := make(chan result, 1)
-	go func() {
-		runtime.LockOSThread()
-		orig, err := netns.Get()
-		if err != nil {
-			runtime.UnlockOSThread()
-			done <- result{err: fmt.Errorf("get current network namespace: %w", err)}
-			return
-		}
-		defer orig.Close()
-		if err := netns.Set(target); err != nil {
-			runtime.UnlockOSThread()
-			done <- result{err: fmt.Errorf("enter network namespace %s: %w", h.NSPath, err)}
-			return
-		}
-		var res result
-		func() {
-			defer func() {
-				if p := recover(); p != nil {
-					res.panic = p
-				}
-			}()
-			res.err = fn()
-		}()
-		if err := netns.Set(orig); err == nil {
-			runtime.UnlockOSThread()
-		}
-		done <- res
-	}()
-	res := <-done
-	if res.panic != nil {
-		panic(res.panic)
-	}
-	return res.err
-}
-
-// sysctl writes value to /proc/sys/<key with dots as slashes> in the
-// calling thread's network namespace (call it inside Host.Do).
-func sysctl(key, value string) error {
-	p := filepath.Join("/proc/sys", filepath.FromSlash(dotsToSlashes(key)))
-	if err := os.WriteFile(p, []byte(value), 0o644); err != nil {
-		return fmt.Errorf("sysctl %s=%s: %w", key, value, err)
-	}
-	return nil
-}
-
-func dotsToSlashes(s string) string {
-	b := []byte(s)
-	for i, c := range b {
-		if c == '.' {
-			b[i] = '/'
-		}
-	}
-	return string(b)
 }

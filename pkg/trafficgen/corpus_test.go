@@ -108,7 +108,8 @@ func TestCorpusTshark(t *testing.T) {
 	if err != nil {
 		t.Skip("tshark not installed")
 	}
-	path := filepath.Join(t.TempDir(), "corpus.pcap")
+	dir := t.TempDir()
+	path := filepath.Join(dir, "corpus.pcap")
 	f, err := os.Create(path)
 	if err != nil {
 		t.Fatal(err)
@@ -132,11 +133,14 @@ func TestCorpusTshark(t *testing.T) {
 		"-o", "tcp.analyze_sequence_numbers:FALSE",
 		"-Y", `_ws.malformed || _ws.expert.group == "Checksum" || _ws.expert.severity >= "Error"`,
 		"-T", "fields", "-e", "frame.number", "-e", "_ws.expert.message")
+	// A fresh profile: the user's preferences must not change the verdict.
+	cmd.Env = append(os.Environ(), "HOME="+dir, "XDG_CONFIG_HOME="+dir)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
 	if err != nil {
-		t.Fatalf("tshark: %v: %s", err, stderr.String())
+		// tshark exits 0 whatever the frames hold: this is tshark failing.
+		t.Skipf("tshark does not run here: %v: %s", err, stderr.String())
 	}
 	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
 		if line == "" {

@@ -29,8 +29,10 @@ type LiveSender struct {
 }
 
 // NewLiveSender loads the XDP_TX program for sending frame from h. The
-// frame is copied. Live-frames mode limits a frame to about 3.5 KiB (a
-// page less headroom and skb_shared_info).
+// frame is copied. Live-frames mode refuses frames above about 3.5 KiB (a
+// page less headroom and skb_shared_info): Run then fails with EINVAL. A
+// frame longer than the link's MTU + 14 is counted as sent but the veth
+// drops it.
 func NewLiveSender(h testbed.Host, frame []byte) (*LiveSender, error) {
 	if len(frame) < 14 {
 		return nil, fmt.Errorf("frame of %d bytes is shorter than an ethernet header", len(frame))
@@ -61,27 +63,37 @@ type xdpMD struct {
 }
 
 const (
-	// topSpeedChunk is the repeat count per call at top speed: enough to
-	// amortise the syscall, few enough (tens of ms) to stop promptly.
-	topSpeedChunk = 1 << 16
-	// paceSteps is how many calls per second a paced run makes at most.
-	paceSteps = 200
+	// firstChunk is the repeat count of the first call at top speed.
+	firstChunk = 1 << 16
+	// topSpeedCall is the wall time the calls at top speed are sized to
+	// last: long enough to amortise the fixed cost of a call, short enough
+	// to stop promptly.
+	topSpeedCall = 100 * time.Millisecond
+	// paceStep is the time's worth of frames a paced call sends.
+	paceStep = 50 * time.Millisecond
+	// minChunk and maxChunk bound the repeat count of one call.
+	minChunk = 1 << 12
+	maxChunk = 1 << 24
 )
 
 // Run sends n frames (0: until ctx is done) at rate frames per second (0:
 // as fast as the kernel can). It runs on a locked OS thread inside the
-// host's namespace, in calls of BPF_PROG_RUN of up to 65536 frames, and
-// checks ctx between calls. When ctx ends the run, Run returns the Result
-// so far and ctx.Err(), except with n == 0, where that is the normal end
-// and the error is nil.
+// host's namespace, with asynchronous signals blocked, as a series of
+// BPF_PROG_RUN calls, and checks ctx between calls.
+//
+// Each call with more than one repetition has a fixed cost (about 20 ms on
+// Linux 6.x: the kernel swaps the XDP dispatcher in and out), so at top
+// speed calls are sized to last about 100 ms, and a paced run sends 50 ms
+// worth of frames per call, back to back, then sleeps: the average rate is
+// honoured, not the spacing of frames. A run that falls behind its rate
+// catches up with larger calls. Run therefore stops within about 100 ms of
+// ctx ending. When ctx ends the run early, Run returns the Result so far
+// and ctx.Err(), except with n == 0, where that is the normal end and the
+// error is nil.
 func (s *LiveSender) Run(ctx context.Context, n, rate uint64) (Result, error) {
 	var res Result
 	if s.prog == nil {
 		return res, errors.New("live sender closed")
-	}
-	chunk := uint64(topSpeedChunk)
-	if rate > 0 {
-		chunk = min(max(1, rate/paceSteps), topSpeedChunk)
 	}
 	opts := ebpf.RunOptions{
 		Data:    s.frame,
@@ -98,26 +110,38 @@ func (s *LiveSender) Run(ctx context.Context, n, rate uint64) (Result, error) {
 		defer restore()
 		start := time.Now()
 		defer func() { res.Duration = time.Since(start) }()
+		due := func(frames uint64) time.Duration { // when frames are due at rate
+			return time.Duration(float64(frames) / float64(rate) * float64(time.Second))
+		}
+		chunk := uint64(firstChunk)
 		for n == 0 || res.Sent < n {
 			if err := ctx.Err(); err != nil {
 				stopped = err
 				return nil
 			}
 			batch := chunk
+			if rate > 0 {
+				// Frames due by the end of the next step, less those sent.
+				target := uint64(float64(rate) * (time.Since(start) + paceStep).Seconds())
+				batch = min(max(target, res.Sent+1)-res.Sent, maxChunk)
+			}
 			if n > 0 {
 				batch = min(batch, n-res.Sent)
 			}
 			opts.Repeat = uint32(batch)
+			callStart := time.Now()
 			if _, err := s.prog.Run(&opts); err != nil {
 				return fmt.Errorf("bpf_prog_run live frames on %s: %w", s.h.Link, err)
 			}
 			res.Sent += batch
 			if rate > 0 {
-				due := start.Add(time.Duration(float64(res.Sent) / float64(rate) * float64(time.Second)))
-				if err := sleepUntil(ctx, due); err != nil {
+				if err := sleepUntil(ctx, start.Add(due(res.Sent))); err != nil {
 					stopped = err
 					return nil
 				}
+			} else if took := time.Since(callStart); batch == chunk && took > 0 {
+				chunk = uint64(float64(chunk) * float64(topSpeedCall) / float64(took))
+				chunk = min(max(chunk, minChunk), maxChunk)
 			}
 		}
 		return nil

@@ -142,14 +142,13 @@ func TestLiveSenderStopsOnContext(t *testing.T) {
 // receives them: the frame's checksums survive the kernel's checks.
 func TestLiveSenderToSocket(t *testing.T) {
 	var c *net.UDPConn
-	p, xdp, s := livePair(t, AttachPass, func(p *testbed.Pair) []byte {
+	_, xdp, s := livePair(t, AttachPass, func(p *testbed.Pair) []byte {
 		c = listenUDP(t, p.B, p.B.IPv4)
 		return Must(BuildUDP4(FrameOpts{
 			SrcMAC: p.A.MAC, DstMAC: p.B.MAC, Src: p.A.IPv4, Dst: p.B.IPv4,
 			SrcPort: 4000, DstPort: uint16(c.LocalAddr().(*net.UDPAddr).Port), Payload: 5, Seed: 'a',
 		}))
 	})
-	_ = p
 	const n = 20
 	if _, err := s.Run(context.Background(), n, 0); err != nil {
 		t.Fatal(err)
