@@ -276,3 +276,64 @@ func TestDemo(t *testing.T) {
 		t.Fatalf("demo did not confirm every frame arrived:\n%s", res)
 	}
 }
+
+func TestFilterTestAgreesWithTcpdump(t *testing.T) {
+	const in = "../../testdata/filter/frames.pcap"
+	for _, expr := range []string{"udp", "vlan 100 and udp", "tcp[tcpflags] & tcp-syn != 0", "ip6 and not tcp"} {
+		t.Run(expr, func(t *testing.T) {
+			testbedtest.RequirePrivileged(t)
+			dir := t.TempDir()
+			got := filepath.Join(dir, "got.pcap")
+			out, err := exec.Command(binPath, "filter", "test", "-r", in, "-w", got, expr).CombinedOutput()
+			if err != nil {
+				t.Fatalf("filter test: %v\n%s", err, out)
+			}
+			want := filepath.Join(dir, "want.pcap")
+			if out, err := exec.Command("tcpdump", "-r", in, "-w", want, expr).CombinedOutput(); err != nil {
+				t.Fatalf("tcpdump: %v\n%s", err, out)
+			}
+			fields := func(path string) string {
+				out, err := exec.Command("tshark", "-r", path, "-T", "fields", "-e", "frame.time_epoch", "-e", "frame.len", "-e", "frame.cap_len").Output()
+				if err != nil {
+					t.Fatalf("tshark %s: %v", path, err)
+				}
+				return string(out)
+			}
+			w := fields(want)
+			if g := fields(got); g != w {
+				t.Fatalf("ringtap's matches differ from tcpdump's:\nringtap:\n%s\ntcpdump:\n%s", g, w)
+			}
+			n := strings.Count(w, "\n")
+			if !strings.Contains(string(out), fmt.Sprintf("%d of ", n)) {
+				t.Fatalf("summary %q, want %d matches", out, n)
+			}
+		})
+	}
+}
+
+func TestCaptureFilterSeesReinsertedVLANOnTC(t *testing.T) {
+	testbedtest.RequirePrivileged(t)
+	pair := testbedtest.MustNewPair(t, testbed.PairConfig{})
+	out := filepath.Join(t.TempDir(), "vlan.pcapng")
+	s := mustStart(t, "capture", "-i", pair.B.Link, "--netns", pair.B.NSPath, "--hook", "tc", "-w", out, "-c", "3", "vlan 100 and udp")
+	var frames [][]byte
+	for _, vlans := range [][]uint16{{100}, {200}, nil, {100}, {100}} {
+		frames = append(frames, trafficgen.Must(trafficgen.BuildUDP4(trafficgen.FrameOpts{VLANs: vlans, SrcMAC: pair.A.MAC, DstMAC: pair.B.MAC, SrcPort: 1, DstPort: 2, Size: 80})))
+	}
+	if err := trafficgen.SendRaw(pair.A, frames); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.wait(t); err != nil {
+		t.Fatalf("exit: %v\n%s", err, s.stderr)
+	}
+	tags, err := exec.Command("tshark", "-r", out, "-T", "fields", "-e", "vlan.id").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Fields(string(tags)); strings.Join(got, ",") != "100,100,100" {
+		t.Fatalf("captured VLAN ids %v, want 100 three times\n%s", got, s.stderr)
+	}
+	if !strings.Contains(s.stderr.String(), "5 packets seen by hook (3 matched the filter)") {
+		t.Fatalf("summary:\n%s", s.stderr)
+	}
+}

@@ -271,7 +271,6 @@ func (r *Runner) once(ctx context.Context, sc Scenario, tool string, round int, 
 
 func tv(t syscall.Timeval) float64 { return float64(t.Sec) + float64(t.Usec)/1e6 }
 
-
 // startAndWaitListening starts cmd and waits for its "listening on" line.
 func startAndWaitListening(cmd *exec.Cmd) (*strings.Builder, error) {
 	pr, err := cmd.StderrPipe()

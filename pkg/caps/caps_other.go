@@ -5,4 +5,6 @@ package caps
 import "errors"
 
 // MissingForCapture is only meaningful on Linux.
-func MissingForCapture() ([]string, error) { return nil, errors.New("capabilities are a Linux feature") }
+func MissingForCapture() ([]string, error) {
+	return nil, errors.New("capabilities are a Linux feature")
+}

@@ -3,6 +3,7 @@ package capture
 import (
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/cilium/ebpf"
 	"golang.org/x/sys/unix"
@@ -125,4 +126,28 @@ func (t *Tester) Close() error {
 		t.maps.close()
 	}
 	return errors.Join(errs...)
+}
+
+// Time runs the program repeat times on frame in the kernel and returns
+// the mean time per run (BPF_PROG_RUN's own measurement).
+func (t *Tester) Time(frame []byte, repeat uint32) (time.Duration, error) {
+	_, d, err := t.prog.Benchmark(frame, int(repeat), nil)
+	if err != nil {
+		return 0, fmt.Errorf("run program: %w", err)
+	}
+	return d, nil
+}
+
+// Instructions is the size of the loaded program as the kernel holds it
+// (after verification).
+func (t *Tester) Instructions() (int, error) {
+	info, err := t.prog.Info()
+	if err != nil {
+		return 0, err
+	}
+	insns, err := info.Instructions()
+	if err != nil {
+		return 0, err
+	}
+	return len(insns), nil
 }

@@ -274,4 +274,3 @@ func bitsFor(v uint64) uint {
 	}
 	return n
 }
-

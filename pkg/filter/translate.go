@@ -229,9 +229,9 @@ func (p *Program) insn(e *emitter, prog []bpf.RawInstruction, pc int, opts Optio
 				return nil
 			}
 			sz, _ := loadSize(in.Op)
-			e.add(asm.Mov.Reg(regT1, regX))           // X is zero-extended
-			e.add(asm.Mov.Imm32(regT2, int32(in.K)))  // zero-extends k
-			e.add(asm.Add.Reg(regT1, regT2))          // 64-bit: no wrap
+			e.add(asm.Mov.Reg(regT1, regX))                                    // X is zero-extended
+			e.add(asm.Mov.Imm32(regT2, int32(in.K)))                           // zero-extends k
+			e.add(asm.Add.Reg(regT1, regT2))                                   // 64-bit: no wrap
 			e.addJ(asm.JGT.Imm(regT1, int32(opts.Window-n), ""), rejectTarget) // bound for the verifier
 			e.add(asm.Mov.Reg(regT2, regT1))
 			e.add(asm.Add.Imm(regT2, int32(n)))

@@ -1,14 +1,51 @@
-// Package pcapio writes and reads pcapng and classic pcap files.
+// Package pcapio writes and reads capture files in pcapng and classic
+// (nanosecond) pcap format for ringtap's capture hot path.
 //
-// The writer is built for the capture hot path: WritePacket encodes into a
-// large buffer with no allocation, pcapng enhanced packet blocks carry the
-// direction flag, and StartSection begins a new section on a new io.Writer
-// for rotation. We write our own encoder instead of gopacket's pcapgo
-// because pcapgo allocates per packet (CaptureInfo, option encoding), has no
-// epb_flags direction and no nanosecond classic pcap writer.
+// # Writer
 //
-// The reader accepts classic pcap (both byte orders, micro- and
-// nanosecond) and pcapng (both byte orders, several sections, if_tsresol in
-// powers of 10 or 2, EPB/SPB/PB, interface statistics), and returns an
-// error, never panics, on malformed input.
+// A Writer encodes packets into one large buffer (WriterOptions.BufferSize,
+// 1 MiB by default) and hands it to the underlying io.Writer only when full
+// or on Flush, so a capture loop of millions of packets per second costs one
+// write system call per megabyte. Its promises:
+//
+//   - WritePacket and WriteInterfaceStats do not allocate, except once to
+//     grow the buffer for a packet larger than BufferSize.
+//   - pcapng: a section header block (section length -1, shb_userappl),
+//     one interface description block per interface (if_name,
+//     if_description, if_tsresol 9, i.e. nanosecond timestamps), enhanced
+//     packet blocks carrying epb_flags inbound (1) or outbound (2) when the
+//     direction is known, and interface statistics blocks (isb_ifrecv,
+//     isb_ifdrop, isb_filteraccept). Everything is little endian, padded
+//     to 32 bits, with the block total length at both ends.
+//   - Classic pcap: magic 0xa1b23c4d (nanosecond timestamps), version 2.4,
+//     the link type of the interfaces (which must all share it) and the
+//     largest snap length. Directions and statistics are dropped.
+//   - Data longer than the interface's SnapLen (when not 0) is truncated to
+//     it; a WireLen shorter than Data is raised to len(Data).
+//   - StartSection flushes and begins a new, self-contained file (section
+//     header and interfaces, or pcap header) on another io.Writer, for
+//     rotation; Written and Packets count per section.
+//   - After an error from the underlying writer every call returns that
+//     error, until StartSection switches to a new output. The data buffered
+//     for the failed output is dropped.
+//
+// We write our own encoder rather than use gopacket's pcapgo: pcapgo takes
+// a time.Time per packet, builds a slice of options (allocating) for
+// epb_flags, issues several Write calls per packet, keeps pcap and pcapng
+// behind different types with no shared rotation or byte accounting, and
+// its classic pcap writer handles a single interface.
+//
+// # Reader
+//
+// NewReader detects classic pcap (both byte orders, micro- and nanosecond
+// magic) and pcapng (both byte orders, several sections, if_tsresol as a
+// power of 10 or of 2 with microseconds by default, if_tsoffset). It
+// returns enhanced, simple and obsolete packet blocks as Packets, records
+// interface statistics blocks for Stats and skips blocks it does not know.
+// Interface indexes count across sections: the first interface of the
+// second section follows the last of the first.
+//
+// Malformed input gives an error wrapping ErrFormat, and a file cut short
+// one wrapping io.ErrUnexpectedEOF; the reader never panics and never
+// reads a block larger than 16 MiB.
 package pcapio
