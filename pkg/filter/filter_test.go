@@ -150,7 +150,7 @@ func TestNeed(t *testing.T) {
 		expr string
 		want uint32
 	}{
-		{"udp", 55}, // IPv4 protocol, or IPv6 next header and a fragment header's
+		{"udp", 55},             // IPv4 protocol, or IPv6 next header and a fragment header's
 		{"host 198.18.0.1", 42}, // ARP sender/target address at 28 and 38
 		{"ether broadcast", 6},
 		{"udp port 53", 14 + 60 + 4},
