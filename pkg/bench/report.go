@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"io"
 	"sort"
-	"text/tabwriter"
 )
 
 // Summary is the median of a scenario's runs for one tool.
@@ -78,13 +77,11 @@ func Summarize(results []Result) []Summary {
 
 // WriteTable prints summaries as a Markdown table.
 func WriteTable(w io.Writer, sums []Summary) {
-	tw := tabwriter.NewWriter(w, 0, 0, 1, ' ', 0)
-	fmt.Fprintln(tw, "| scenario\t tool\t runs\t offered\t captured\t loss %\t gen Mpps\t gen ratio\t captured Mpps\t CPU s/Mpkt\t CPU ns/pkt\t peak RSS MiB\t output MB\t")
-	fmt.Fprintln(tw, "|---\t---\t---\t---\t---\t---\t---\t---\t---\t---\t---\t---\t---\t")
+	fmt.Fprintln(w, "| scenario | tool | runs | offered | captured | loss % | gen Mpps | gen ratio | captured Mpps | CPU s/Mpkt | CPU ns/pkt | peak RSS MiB | output MB |")
+	fmt.Fprintln(w, "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
 	for _, s := range sums {
-		fmt.Fprintf(tw, "| %s\t %s\t %d\t %.0f\t %.0f\t %.3f\t %.3f\t %.3f\t %.3f\t %.3f\t %.0f\t %.1f\t %.1f\t\n",
+		fmt.Fprintf(w, "| %s | %s | %d | %.0f | %.0f | %.3f | %.3f | %.3f | %.3f | %.3f | %.0f | %.1f | %.1f |\n",
 			s.Scenario, s.Tool, s.Runs, s.Offered, s.Captured, s.LossPct, s.GenPPS/1e6, s.GenRatio,
 			s.CapturedPPS/1e6, s.CPUPerMpkt, s.CPUNsPerPkt, s.PeakRSSMiB, s.OutputBytes/1e6)
 	}
-	tw.Flush()
 }

@@ -192,14 +192,28 @@ func (r *Runner) once(ctx context.Context, sc Scenario, tool string, round int, 
 	}
 	out := filepath.Join(r.cfg.Dir, fmt.Sprintf("%s-%s-%d.pcap", sc.Name, tool, round))
 	defer os.Remove(out)
+	// A soak would write more than a disk holds: it writes to /dev/null
+	// and counts what ringtap reports as written.
+	soak := rssEvery > 0
+	if soak {
+		out = os.DevNull
+	}
 
 	var cmd *exec.Cmd
 	switch tool {
 	case "ringtap":
 		args := []string{"capture", "-i", p.B.Link, "--netns", p.B.NSPath, "-w", out, "-s", strconv.Itoa(r.cfg.SnapLen),
-			"--ring-size", strconv.Itoa(r.cfg.RingSize), "--hook", sc.Hook, "-q"}
+			"--ring-size", strconv.Itoa(r.cfg.RingSize), "--hook", sc.Hook}
 		if sc.Monitor {
 			args = append(args, "--monitor-port")
+		}
+		if sc.Hook == "tc" {
+			// Live frames reach a veth only if it runs an XDP program.
+			l, err := trafficgen.AttachPass(p.B)
+			if err != nil {
+				return res, err
+			}
+			defer l.Close()
 		}
 		cmd = exec.Command(r.cfg.Ringtap, append(args, sc.Filter)...)
 	case "tcpdump":
@@ -246,7 +260,12 @@ func (r *Runner) once(ctx context.Context, sc Scenario, tool string, round int, 
 	if res.BasePPS > 0 {
 		res.GenRatio = res.GenPPS / res.BasePPS
 	}
-	if res.Captured, res.OutputBytes, err = countFile(out); err != nil {
+	if soak {
+		res.Captured, err = writtenFromSummary(stderr.String())
+	} else {
+		res.Captured, res.OutputBytes, err = countFile(out)
+	}
+	if err != nil {
 		return res, fmt.Errorf("read %s output: %w\n%s", tool, err, stderr.String())
 	}
 	want := res.Offered
@@ -272,7 +291,22 @@ func (r *Runner) once(ctx context.Context, sc Scenario, tool string, round int, 
 func tv(t syscall.Timeval) float64 { return float64(t.Sec) + float64(t.Usec)/1e6 }
 
 // startAndWaitListening starts cmd and waits for its "listening on" line.
-func startAndWaitListening(cmd *exec.Cmd) (*strings.Builder, error) {
+// output is a process's stderr; String waits until the process closed it.
+type output struct {
+	buf    strings.Builder
+	copied chan struct{}
+}
+
+func (o *output) String() string {
+	select {
+	case <-o.copied:
+	case <-time.After(5 * time.Second):
+		return "(stderr still open)"
+	}
+	return o.buf.String()
+}
+
+func startAndWaitListening(cmd *exec.Cmd) (*output, error) {
 	pr, err := cmd.StderrPipe()
 	if err != nil {
 		return nil, err
@@ -280,9 +314,9 @@ func startAndWaitListening(cmd *exec.Cmd) (*strings.Builder, error) {
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
-	var buf strings.Builder
+	o := &output{copied: make(chan struct{})}
+	buf, copied := &o.buf, o.copied
 	listening := make(chan struct{})
-	copied := make(chan struct{})
 	go func() {
 		defer close(copied)
 		sc := bufio.NewScanner(pr)
@@ -301,7 +335,7 @@ func startAndWaitListening(cmd *exec.Cmd) (*strings.Builder, error) {
 		// tcpdump prints its line just before its first read; give its
 		// socket a moment so the first frames are not missed.
 		time.Sleep(200 * time.Millisecond)
-		return &buf, nil
+		return o, nil
 	case <-copied:
 		_ = cmd.Wait()
 		return nil, fmt.Errorf("exited before listening: %s", buf.String())
@@ -341,6 +375,16 @@ func waitStable(path string, quiet, limit time.Duration) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// writtenFromSummary reads "N packets written to" from ringtap's summary.
+func writtenFromSummary(stderr string) (uint64, error) {
+	for _, line := range strings.Split(stderr, "\n") {
+		if f := strings.Fields(line); len(f) >= 4 && f[1] == "packets" && f[2] == "written" {
+			return strconv.ParseUint(f[0], 10, 64)
+		}
+	}
+	return 0, fmt.Errorf("no summary in ringtap's output")
 }
 
 // countFile counts the packets in a capture file.
