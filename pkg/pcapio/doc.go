@@ -29,11 +29,12 @@
 //     error, until StartSection switches to a new output. The data buffered
 //     for the failed output is dropped.
 //
-// We write our own encoder rather than use gopacket's pcapgo: pcapgo takes
-// a time.Time per packet, builds a slice of options (allocating) for
-// epb_flags, issues several Write calls per packet, keeps pcap and pcapng
-// behind different types with no shared rotation or byte accounting, and
-// its classic pcap writer handles a single interface.
+// We write our own encoder rather than use gopacket's pcapgo, which does
+// not fit an allocation-free batched path: its NgWriter builds a slice of
+// options for epb_flags (2 allocations and about 190 ns per 64-byte packet
+// against none and about 20 ns here) and issues several Write calls per
+// packet; its nanosecond pcap writer is a different type with no
+// rotation or byte accounting, writing one interface.
 //
 // # Reader
 //
@@ -42,6 +43,8 @@
 // power of 10 or of 2 with microseconds by default, if_tsoffset). It
 // returns enhanced, simple and obsolete packet blocks as Packets, records
 // interface statistics blocks for Stats and skips blocks it does not know.
+// Simple packet blocks carry no timestamp: their Timestamp is 0. Packet
+// directions come from epb_flags (or pack_flags of the obsolete block).
 // Interface indexes count across sections: the first interface of the
 // second section follows the last of the first.
 //

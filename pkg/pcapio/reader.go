@@ -45,7 +45,7 @@ func NewReader(r io.Reader) (*Reader, error) {
 	rd := &Reader{br: bufio.NewReaderSize(r, readBufferSize), stats: map[int]InterfaceStats{}}
 	magic := rd.hdr[:4]
 	if err := rd.readFull(magic); err != nil {
-		return nil, fmt.Errorf("read file magic: %w", err)
+		return nil, fmt.Errorf("read file magic: %w", unexpected(err))
 	}
 	if binary.LittleEndian.Uint32(magic) == blockSHB {
 		rd.format = FormatPCAPNG

@@ -104,8 +104,10 @@ func (w *Writer) writeEPB(p *Packet, data []byte, wire uint32) error {
 	le.PutUint32(b[16:], uint32(ts))
 	le.PutUint32(b[20:], uint32(len(data)))
 	le.PutUint32(b[24:], wire)
+	if padded != len(data) {
+		le.PutUint32(b[24+padded:], 0) // padding; data overwrites the rest
+	}
 	copy(b[28:], data)
-	clear(b[28+len(data) : 28+padded])
 	o := b[28+padded:]
 	if flags != 0 {
 		le.PutUint16(o[0:], optEpbFlags)
