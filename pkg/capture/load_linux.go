@@ -6,8 +6,6 @@ import (
 	"strings"
 
 	"github.com/cilium/ebpf"
-
-	"github.com/ringtap/ringtap/gen"
 )
 
 // Program names in gen/.
@@ -144,13 +142,4 @@ func verifierError(err error) error {
 		lines = lines[len(lines)-12:]
 	}
 	return fmt.Errorf("load programs: the verifier rejected them: %w:\n  %s", ve.Cause, strings.Join(lines, "\n  "))
-}
-
-// loadSpec returns the compiled capture programs.
-func loadSpec() (*ebpf.CollectionSpec, error) {
-	spec, err := gen.LoadCapture()
-	if err != nil {
-		return nil, fmt.Errorf("load capture programs: %w", err)
-	}
-	return spec, nil
 }

@@ -99,7 +99,8 @@ func (s *LiveSender) Run(ctx context.Context, n, rate uint64) (Result, error) {
 		Data:    s.frame,
 		Flags:   unix.BPF_F_TEST_XDP_LIVE_FRAMES,
 		Context: xdpMD{DataEnd: uint32(len(s.frame)), IngressIfindex: uint32(s.h.Index)},
-		Reset:   func() { res.Retries++ },
+		//lint:ignore SA1019 Reset is the only way to learn that the library restarted an interrupted run.
+		Reset: func() { res.Retries++ },
 	}
 	var stopped error
 	err := s.h.Do(func() error {
