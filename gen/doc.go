@@ -4,4 +4,4 @@
 // regenerating changes anything.
 package gen
 
-//go:generate go run github.com/cilium/ebpf/cmd/bpf2go -cc clang -cflags "-O2 -g -Wall -Werror -mcpu=v3 -I/usr/include/x86_64-linux-gnu" -target bpfel -type rt_record -type rt_counters -type rt_scratch Capture ../bpf/capture.c -- -I../bpf
+//go:generate go tool bpf2go -cc clang -cflags "-O2 -g -Wall -Werror -mcpu=v3 -I/usr/include/x86_64-linux-gnu" -target bpfel -type rt_record -type rt_counters -type rt_scratch Capture ../bpf/capture.c -- -I../bpf
