@@ -25,13 +25,13 @@ var benchExprs = []string{
 	"ip[6:2] & 0x1fff != 0",
 }
 
-// BenchmarkFilter times the whole XDP capture program (copy, filter, ring
+// BenchmarkCaptureFilter times the whole XDP capture program (copy, filter, ring
 // output) per 64-byte UDP frame with BPF_PROG_RUN, for each expression with
 // merged bounds checks and with one check per load, next to the program
 // with no filter ("accept-all") and with `ret #0` ("reject-all"). The
 // difference to those is the filter's own cost. Metrics: ns/pkt (kernel
 // measured), insns (eBPF instructions of the filter), checks.
-func BenchmarkFilter(b *testing.B) {
+func BenchmarkCaptureFilter(b *testing.B) {
 	testbedtest.RequirePrivileged(b)
 	frame := trafficgen.Must(trafficgen.BuildUDP4(trafficgen.FrameOpts{SrcPort: 1500, DstPort: 443, Size: 64}))
 	tester, err := capture.NewTester(capture.HookXDP, 128, nil, capture.LinkTypeEthernet)

@@ -1,7 +1,6 @@
 package filter
 
 import (
-	"errors"
 	"fmt"
 	"strings"
 
@@ -10,17 +9,20 @@ import (
 	"golang.org/x/net/bpf"
 )
 
-// compileSnapLen is the snapshot length libpcap assumes when compiling; it
-// only shows in `ret #N` (any non-zero return accepts).
-const compileSnapLen = 262144
+// CompileSnapLen is the snapshot length Compile gives libpcap. It only
+// shows in the accepting `ret #262144` (any non-zero return accepts).
+const CompileSnapLen = 262144
 
-// liveOnly are expression keywords that libpcap implements with Linux
-// socket metadata (ancillary loads), which XDP and TC programs cannot read.
-var liveOnly = []string{"inbound", "outbound", "ifindex", "ifname", "on ", "rulenum", "reason", "rset", "srnr", "subrule"}
-
-// Compile compiles a tcpdump expression for a pcap link type with libpcap.
+// Compile compiles a tcpdump expression with libpcap (optimized, netmask
+// unknown) for a pcap link type: 1 Ethernet, 101 raw IP, 0 and 108 BSD
+// loopback, ... Expressions that libpcap implements with Linux socket
+// metadata (inbound, outbound, ifindex, ...) are refused with ErrLiveOnly.
 func Compile(expr string, linkType uint16) ([]bpf.RawInstruction, error) {
-	insns, err := pcap.CompileBPFFilter(layers.LinkType(linkType), compileSnapLen, expr)
+	dlt := int(linkType)
+	if d, ok := linkTypeToDLT[linkType]; ok {
+		dlt = d
+	}
+	insns, err := pcap.CompileBPFFilter(layers.LinkType(dlt), CompileSnapLen, expr)
 	if err != nil {
 		return nil, fmt.Errorf("compile filter %q: %w", expr, err)
 	}
@@ -28,30 +30,32 @@ func Compile(expr string, linkType uint16) ([]bpf.RawInstruction, error) {
 	for i, in := range insns {
 		raw[i] = bpf.RawInstruction{Op: in.Code, Jt: in.Jt, Jf: in.Jf, K: in.K}
 	}
-	if usesAncillary(raw) {
-		return nil, fmt.Errorf("compile filter %q: %w", expr, ErrLiveOnly)
+	if pc, name, ok := firstAncillary(raw); ok {
+		return nil, fmt.Errorf("compile filter %q: %w (instruction %d reads %s)", expr, ErrLiveOnly, pc, name)
 	}
 	return raw, nil
 }
 
-// ErrLiveOnly: the expression needs socket metadata of a live capture.
-var ErrLiveOnly = errors.New("the expression needs metadata of a live socket (" + strings.Join(liveOnly[:3], ", ") + ", ...), which XDP and TC programs do not have")
+// linkTypeToDLT maps the pcap file link types whose libpcap DLT_ value
+// differs (libpcap's linktype_to_dlt, Linux values): pcap_open_dead takes
+// a DLT_.
+var linkTypeToDLT = map[uint16]int{
+	100: 11, // ATM_RFC1483
+	101: 12, // RAW
+	102: 15, // SLIP_BSDOS
+	103: 16, // PPP_BSDOS
+}
 
-// ErrUnsupported is wrapped by translation errors for opcodes or loads the
-// translator does not handle.
-var ErrUnsupported = errors.New("unsupported classic BPF")
-
-// skfAdOff is SKF_AD_OFF: absolute loads at or above it read Linux
-// ancillary data instead of the packet.
-const skfAdOff = 0xfffff000
-
-func usesAncillary(prog []bpf.RawInstruction) bool {
-	for _, in := range prog {
-		if in.Op&0x07 == classLD || in.Op&0x07 == classLDX {
-			if mode := in.Op & 0xe0; (mode == modeABS || mode == modeIND) && in.K >= skfAdOff {
-				return true
+// firstAncillary finds the first load of Linux socket metadata.
+func firstAncillary(prog []bpf.RawInstruction) (pc int, name string, ok bool) {
+	for pc, in := range prog {
+		if in.Op&0x07 == classLD && in.Op&0xe0 == modeABS && in.K >= skfAdOff {
+			name, ok := ancillary[in.K-skfAdOff]
+			if !ok {
+				name = fmt.Sprintf("SKF_AD_OFF%+d", int32(in.K-skfAdOff))
 			}
+			return pc, "the socket's " + strings.ReplaceAll(name, "_", " "), true
 		}
 	}
-	return false
+	return 0, "", false
 }

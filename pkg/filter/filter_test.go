@@ -82,10 +82,10 @@ func TestParseRawMatchesTcpdump(t *testing.T) {
 func TestParseRawErrors(t *testing.T) {
 	tests := []struct{ name, text, want string }{
 		{"empty", "", "empty program"},
-		{"count", "x\n6 0 0 1", "not a number"},
+		{"count", "x\n6 0 0 1", "is not an instruction count"},
 		{"mismatch", "2\n6 0 0 1", "says 2 instructions, 1 follow"},
-		{"fields", "1\n6 0 0", "line 2: want 4 numbers"},
-		{"range", "1\n6 0 300 1", "not a 8-bit number"},
+		{"fields", "1\n6 0 0", "line 2: want 4 decimal numbers"},
+		{"range", "1\n6 0 300 1", "is not a 8-bit decimal number"},
 		{"no ret", "1\n0 0 0 1", "not a return"},
 		{"commas", "2,40 0 0 12,6 0 0 0", ""},
 	}
@@ -118,7 +118,7 @@ func TestValidate(t *testing.T) {
 		{"mod by zero", []bpf.RawInstruction{{Op: 0x94, K: 0}, ret}, "division by zero"},
 		{"shift 32", []bpf.RawInstruction{{Op: 0x64, K: 32}, ret}, "shift by 32"},
 		{"mem index", []bpf.RawInstruction{{Op: 0x02, K: 16}, ret}, "scratch memory index"},
-		{"jump out", []bpf.RawInstruction{{Op: 0x15, Jt: 5}, ret}, "jump out of the program"},
+		{"jump out", []bpf.RawInstruction{{Op: 0x15, Jt: 5}, ret}, "jump past the last instruction"},
 		{"backward", []bpf.RawInstruction{{Op: 0x05, K: 0xffffffff}, ret}, "backward jump"},
 		{"unknown", []bpf.RawInstruction{{Op: 0xff}, ret}, "unknown"},
 		{"extension", []bpf.RawInstruction{{Op: 0x20, K: 0xfffff004}, ret}, ""},
@@ -203,7 +203,7 @@ func TestExplain(t *testing.T) {
 		t.Fatal(err)
 	}
 	out := filter.Explain(p)
-	for _, want := range []string{"(000) ldh      [12]", "(001) jeq      #0x800           jt 2\tjf 3", "(002) ret      #262144", "eBPF (", "Exit"} {
+	for _, want := range []string{"(000) ldh      [12]", "(001) jeq      #0x800           jt 2\tjf 3", "(002) ret      #262144", "eBPF, ", "Exit"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("explain lacks %q:\n%s", want, out)
 		}

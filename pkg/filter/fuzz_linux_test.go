@@ -35,11 +35,11 @@ func decodeProgram(data []byte) []bpf.RawInstruction {
 	return append(prog, bpf.RawInstruction{Op: 0x16})
 }
 
-// FuzzTranslate: every program the classic rules accept translates, loads
+// FuzzTranslateCapture: every program the classic rules accept translates, loads
 // into the real XDP program, and agrees with x/net/bpf's VM. Run only its
 // seeds here (`go test`); never `go test -fuzz` on a shared machine: the
 // program-load rate can deadlock the kernel's BPF JIT allocator.
-func FuzzTranslate(f *testing.F) {
+func FuzzTranslateCapture(f *testing.F) {
 	testbedtest.RequirePrivileged(f)
 	for _, seed := range [][]byte{
 		{0, 0, 0, 12, 0, 0, 0, 0, 17, 0, 1, 0, 8, 0, 0, 1},

@@ -1,6 +1,7 @@
 package filter
 
 import (
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -8,46 +9,58 @@ import (
 	"golang.org/x/net/bpf"
 )
 
-// ParseRaw parses classic BPF in `tcpdump -ddd` format: the instruction
-// count on the first line, then one "code jt jf k" line per instruction
-// (decimal). Commas between fields are accepted, as in `nft`/`iptables`
-// bytecode, so a program can be pasted from either.
+// ParseRaw parses classic BPF as `tcpdump -ddd` prints it: the instruction
+// count, then one "code jt jf k" line per instruction, in decimal. Records
+// may also be separated by commas, as in iptables' `--bytecode`. The
+// program must be one Translate accepts (Validate's rules plus libpcap's
+// backward jumps); errors name the line.
 func ParseRaw(text string) ([]bpf.RawInstruction, error) {
-	var lines []string
-	for _, l := range strings.Split(strings.ReplaceAll(text, ",", "\n"), "\n") {
-		if l = strings.TrimSpace(l); l != "" {
-			lines = append(lines, l)
+	type record struct {
+		line int
+		text string
+	}
+	var recs []record
+	for n, l := range strings.Split(text, "\n") {
+		for _, r := range strings.Split(l, ",") {
+			if r = strings.TrimSpace(r); r != "" {
+				recs = append(recs, record{n + 1, r})
+			}
 		}
 	}
-	if len(lines) == 0 {
-		return nil, fmt.Errorf("empty program: expected `tcpdump -ddd` output")
+	if len(recs) == 0 {
+		return nil, errors.New("empty program: expected `tcpdump -ddd` output (a count, then \"code jt jf k\" lines)")
 	}
-	n, err := strconv.Atoi(lines[0])
+	count, err := strconv.ParseUint(recs[0].text, 10, 32)
 	if err != nil {
-		return nil, fmt.Errorf("line 1: instruction count %q is not a number", lines[0])
+		return nil, fmt.Errorf("line %d: %q is not an instruction count", recs[0].line, recs[0].text)
 	}
-	if n <= 0 || n > maxInsns {
-		return nil, fmt.Errorf("line 1: instruction count %d out of range 1-%d", n, maxInsns)
+	if count == 0 || count > maxInsns {
+		return nil, fmt.Errorf("line %d: instruction count %d out of range 1-%d", recs[0].line, count, maxInsns)
 	}
-	if len(lines)-1 != n {
-		return nil, fmt.Errorf("line 1 says %d instructions, %d follow", n, len(lines)-1)
+	insns := recs[1:]
+	if uint64(len(insns)) != count {
+		return nil, fmt.Errorf("line %d: the count says %d instructions, %d follow", recs[0].line, count, len(insns))
 	}
-	prog := make([]bpf.RawInstruction, n)
-	for i, l := range lines[1:] {
-		f := strings.Fields(l)
+	prog := make([]bpf.RawInstruction, len(insns))
+	for i, r := range insns {
+		f := strings.Fields(r.text)
 		if len(f) != 4 {
-			return nil, fmt.Errorf("line %d: want 4 numbers \"code jt jf k\", got %q", i+2, l)
+			return nil, fmt.Errorf("line %d: want 4 decimal numbers \"code jt jf k\", got %q", r.line, r.text)
 		}
 		var v [4]uint64
 		for j, s := range f {
-			bits := []int{16, 8, 8, 32}[j]
+			bits := [4]int{16, 8, 8, 32}[j]
 			if v[j], err = strconv.ParseUint(s, 10, bits); err != nil {
-				return nil, fmt.Errorf("line %d: field %d %q: not a %d-bit number", i+2, j+1, s, bits)
+				return nil, fmt.Errorf("line %d: %s %q is not a %d-bit decimal number", r.line, [4]string{"code", "jt", "jf", "k"}[j], s, bits)
 			}
 		}
 		prog[i] = bpf.RawInstruction{Op: uint16(v[0]), Jt: uint8(v[1]), Jf: uint8(v[2]), K: uint32(v[3])}
 	}
-	if err := Validate(prog); err != nil {
+	if err := check(prog, true); err != nil {
+		var ie *InsnError
+		if errors.As(err, &ie) {
+			return nil, fmt.Errorf("line %d: %w", insns[ie.PC].line, err)
+		}
 		return nil, err
 	}
 	return prog, nil

@@ -48,6 +48,3 @@ func (p *Program) Splice(spec *ebpf.ProgramSpec, symbol string) error {
 	spec.Instructions = out
 	return nil
 }
-
-// Window is Need: the bytes of a frame the filter can read.
-func (p *Program) Window() uint32 { return p.Need }

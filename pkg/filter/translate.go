@@ -7,202 +7,285 @@ import (
 	"golang.org/x/net/bpf"
 )
 
-// DefaultWindow is the capture program's largest frame copy (RT_WINDOW).
+// DefaultWindow is the capture programs' largest copy of a frame
+// (RT_WINDOW in bpf/capture.h): a 65535-byte frame plus a VLAN tag.
 const DefaultWindow = 65540
 
-// Options tune the translation.
+// LoopLimit bounds libpcap's loops (see Translate): after this many
+// backward jumps the translated filter rejects the frame.
+const LoopLimit = 64
+
+// Options tune Translate.
 type Options struct {
-	// MergeChecks emits one packet bounds check per basic block, covering
-	// its constant-offset loads, and none where every path into the block
-	// has checked enough already. false: one check per load.
+	// MergeChecks emits at most one packet bounds check per basic block,
+	// covering its constant-offset loads (and what every path from it is
+	// bound to load before accepting), and none where every path into the
+	// block has checked enough already. false: one check per load.
 	MergeChecks bool
-	// Window is the most bytes the function may be given (the bound the
-	// verifier sees); 0 means DefaultWindow.
+	// Window is the most bytes the function may be given (the length the
+	// verifier knows to be addressable at R1); 0 means DefaultWindow.
 	Window uint32
 }
 
-// DefaultOptions are what ringtap ships.
+// DefaultOptions are what ringtap uses.
 var DefaultOptions = Options{MergeChecks: true, Window: DefaultWindow}
 
 // Program is a translated filter.
 type Program struct {
+	// Classic is the program that was translated.
 	Classic []bpf.RawInstruction
-	// Insns is the function body, calling convention as in bpf/capture.c.
+	// Insns is the eBPF function body, with the calling convention of the
+	// capture programs' filter stub (bpf/capture.c): R1 points at the
+	// frame's first byte, R2 is the number of bytes there (at most
+	// Window), R3 the frame's length on the wire; R0 is 0 to reject.
 	Insns asm.Instructions
-	// Need is how many leading bytes of a frame the filter can read
-	// (Window when a computed offset is unbounded).
+	// Need is how many leading bytes of a frame the filter can read: the
+	// end of the furthest byte any load can reach when in bounds, from a
+	// value-range analysis; Window when a computed offset is unbounded, 0
+	// when the filter reads no packet byte.
 	Need uint32
 	// Checks is the number of packet bounds checks emitted.
 	Checks int
-	Opts   Options
+	// Opts are the options it was translated with (Window filled in).
+	Opts Options
 }
 
-// Register use in the translated function.
+// Window is the number of leading bytes of a frame that the filter needs
+// to see (Need). The capture program copies max(snaplen, Window()).
+func (p *Program) Window() uint32 { return p.Need }
+
+// Registers of the translated function. It makes no calls, so R1-R5 stay
+// ours; R6 (saved by the JIT if used) only counts loop iterations.
 const (
-	regA    = asm.R0
-	regX    = asm.R9
-	regPkt  = asm.R6
-	regHave = asm.R7
-	regLen  = asm.R8
-	regT1   = asm.R1
-	regT2   = asm.R2
+	regA    = asm.R0 // the accumulator, and the return value
+	regPkt  = asm.R1 // first byte of the frame (argument)
+	regHave = asm.R2 // bytes valid at regPkt (argument)
+	regLen  = asm.R3 // wire length (argument)
+	regX    = asm.R4 // the index register
+	regTmp  = asm.R5
+	regLoop = asm.R6 // backward jumps taken
 )
 
-// memOff is the stack offset of scratch word M[k].
-func memOff(k uint32) int16 { return int16(-4 * (memWords - int(k))) }
+// memOff is the stack offset of scratch word M[k]: r10-4, r10-12, ...
+// Each word sits in the upper half of its 8-byte stack slot. The verifier
+// tracks a register stored at an 8-aligned offset, but a 4-byte store at
+// any other offset only marks the bytes as written (STACK_MISC): reading
+// M[k] back gives an unknown scalar. That is all the translation needs
+// (computed offsets are bounded where used), and it keeps the states the
+// verifier compares free of detail, so that paths merge early.
+func memOff(k uint32) int16 { return int16(-8*int(k) - 4) }
 
-// emitter collects eBPF instructions with jumps to classic pcs or to the
-// shared reject exit, resolved at the end.
-type emitter struct {
-	out     asm.Instructions
-	targets []int // per out insn: -1 none, -2 reject, else classic pc
-	rejects bool
-}
+// Stack words for laundering A and X at a backward jump (same trick).
+const (
+	launderA = -8*memWords - 4
+	launderX = -8*memWords - 12
+)
 
+// Jump targets of emitted instructions, resolved once the layout is known.
 const (
 	noTarget     = -1
 	rejectTarget = -2
 )
 
-func (e *emitter) add(ins asm.Instruction) { e.addJ(ins, noTarget) }
+type emitter struct {
+	out     asm.Instructions
+	targets []int // per instruction: noTarget, rejectTarget or a classic pc
+}
 
-func (e *emitter) addJ(ins asm.Instruction, target int) {
-	e.out = append(e.out, ins)
-	e.targets = append(e.targets, target)
-	if target == rejectTarget {
-		e.rejects = true
+func (e *emitter) add(ins ...asm.Instruction) {
+	for _, i := range ins {
+		e.out = append(e.out, i)
+		e.targets = append(e.targets, noTarget)
 	}
 }
 
-// Translate turns a classic program into an eBPF function body.
+// jump adds a jump to a classic pc or to rejectTarget.
+func (e *emitter) jump(ins asm.Instruction, target int) {
+	ins = ins.WithReference("")
+	e.out = append(e.out, ins)
+	e.targets = append(e.targets, target)
+}
+
+// skip is a jump over the next n instructions.
+func skip(ins asm.Instruction, n int16) asm.Instruction {
+	ins = ins.WithReference("")
+	ins.Offset = n
+	return ins
+}
+
+// Translate turns a classic BPF program into the body of an eBPF function
+// with the filter stub's calling convention, with libpcap's semantics:
+//
+//   - A and X are 32-bit (ALU32, JMP32); A, X and M[] start at 0.
+//   - A packet load that does not fit in the bytes given (R2) returns 0;
+//     offsets are computed without wrapping (X + k in 64 bits). With
+//     MergeChecks, constant-offset loads share checks at the top of basic
+//     blocks (see the package documentation), so a frame
+//     that classic BPF would reject may be rejected a few instructions
+//     earlier, which nothing can observe.
+//   - "len" is the wire length (R3); "ret" returns its value (0 rejects).
+//   - Division or modulo by X == 0 returns 0; shifts by X >= 32 give 0,
+//     as in libpcap's bpf_filter and x/net/bpf (eBPF would shift by
+//     X & 31). Constant shifts of 32 or more are refused by Validate (the
+//     kernel and libpcap's compiler refuse them; libpcap's interpreter
+//     shifts by k & 31 on x86 while x/net/bpf gives 0).
+//
+// The program must pass Validate, except that backward "ja" are allowed:
+// libpcap's "protochain" walks IPv6/IPv4 header chains with a loop that
+// only libpcap's userland filter runs (the kernel refuses it). The
+// translation counts backward jumps and rejects the frame after
+// LoopLimit of them (libpcap follows any chain, and spins forever on
+// some crafted AH headers).
+//
+// Loads of Linux socket metadata (ancillary data, SKF_AD_OFF) and
+// kernel-relative loads (SKF_NET_OFF, SKF_LL_OFF) are refused with
+// ErrLiveOnly or ErrUnsupported.
 func Translate(prog []bpf.RawInstruction, opts Options) (*Program, error) {
 	if opts.Window == 0 {
 		opts.Window = DefaultWindow
 	}
-	if err := Validate(prog); err != nil {
+	if opts.Window > 1<<30 {
+		return nil, fmt.Errorf("window %d too large", opts.Window)
+	}
+	if err := check(prog, true); err != nil {
 		return nil, err
 	}
-	if usesAncillary(prog) {
-		return nil, ErrLiveOnly
-	}
-	cfg := analyze(prog, opts.Window)
-	p := &Program{Classic: prog, Opts: opts, Need: cfg.need(prog, opts.Window)}
-
-	e := &emitter{}
-	e.add(asm.Mov.Reg(regPkt, asm.R1))
-	e.add(asm.Mov.Reg32(regHave, asm.R2))
-	e.add(asm.Mov.Reg32(regLen, asm.R3))
-	e.add(asm.Mov.Imm32(regA, 0))
-	e.add(asm.Mov.Imm32(regX, 0))
-	zeroed := map[uint32]bool{}
-	for _, in := range prog {
-		if (in.Op == classLD|modeMEM || in.Op == classLDX|modeMEM) && !zeroed[in.K] {
-			zeroed[in.K] = true
-			e.add(asm.StoreImm(asm.R10, memOff(in.K), 0, asm.Word))
-		}
-	}
-
-	start := make([]int, len(prog)) // eBPF index of each classic pc, -1 if unreachable
-	for i := range start {
-		start[i] = -1
-	}
-	checked := make([]uint32, len(prog)) // guaranteed bytes at block entry
-	for _, b := range cfg.blocks {
-		if !cfg.reachable[b.start] {
+	for pc, in := range prog {
+		if !isPacketLoad(in.Op) || in.K < skfLLOff {
 			continue
 		}
-		start[b.start] = len(e.out) // jumps land on the block's check
-		guaranteed := uint32(0)
-		if opts.MergeChecks {
-			guaranteed = checked[b.start]
-			if need := b.maxAbs(prog, opts.Window); need > guaranteed {
-				e.addJ(asm.JLT.Imm(regHave, int32(need), ""), rejectTarget)
-				p.Checks++
-				guaranteed = need
+		if in.Op&0xe0 == modeABS && in.K >= skfAdOff {
+			return nil, &InsnError{PC: pc, Insn: in, Err: ErrLiveOnly,
+				Reason: fmt.Sprintf("it reads the socket's %s (SKF_AD_OFF%+d)", ancillary[in.K-skfAdOff], int32(in.K-skfAdOff))}
+		}
+		return nil, &InsnError{PC: pc, Insn: in, Err: ErrUnsupported,
+			Reason: "offsets from SKF_LL_OFF (-0x200000) up are Linux socket-filter extensions relative to the link-layer or network header"}
+	}
+
+	f := analyze(prog, opts.Window)
+	p := &Program{Classic: prog, Opts: opts, Need: f.need()}
+	t := &translator{p: p, f: f, e: &emitter{}, start: map[int]int{}}
+	if err := t.emit(); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+type translator struct {
+	p     *Program
+	f     *flow
+	e     *emitter
+	start map[int]int // classic pc of a reachable block -> its first eBPF instruction
+}
+
+func (t *translator) emit() error {
+	e, prog, opts := t.e, t.p.Classic, t.p.Opts
+	e.add(asm.Mov.Imm32(regA, 0), asm.Mov.Imm32(regX, 0))
+	var zeroed [memWords]bool
+	for _, b := range t.f.blocks {
+		for _, in := range prog[b.start:b.end] {
+			if b.reachable && (in.Op == classLD|modeMEM || in.Op == classLDX|modeMEM) && !zeroed[in.K] {
+				zeroed[in.K] = true
+				e.add(asm.StoreImm(asm.R10, memOff(in.K), 0, asm.Word))
 			}
+		}
+	}
+	if t.f.loops {
+		e.add(asm.Mov.Imm(regLoop, 0))
+	}
+
+	var need, entry map[*block]uint32
+	if opts.MergeChecks {
+		need = t.f.checkAt()
+		entry = t.f.guarantees(need)
+	}
+	reject := -1 // a reachable "ret #0" block serves as the reject exit
+	for _, b := range t.f.blocks {
+		if !b.reachable {
+			continue
+		}
+		t.start[b.start] = len(e.out)
+		if in := prog[b.start]; in.Op == classRET|retK && in.K == 0 && reject < 0 {
+			reject = b.start
+		}
+		if opts.MergeChecks && need[b] > entry[b] {
+			t.check(need[b])
 		}
 		for pc := b.start; pc < b.end; pc++ {
-			if pc != b.start {
-				start[pc] = len(e.out)
-			}
-			if err := p.insn(e, prog, pc, opts); err != nil {
-				return nil, err
-			}
-		}
-		if opts.MergeChecks {
-			for _, s := range b.succs {
-				if cfg.seen[s] {
-					checked[s] = min(checked[s], guaranteed)
-				} else {
-					cfg.seen[s] = true
-					checked[s] = guaranteed
-				}
+			if err := t.insn(pc); err != nil {
+				return err
 			}
 		}
 	}
 	rejectAt := len(e.out)
-	if e.rejects {
-		e.add(asm.Mov.Imm32(asm.R0, 0))
-		e.add(asm.Return())
+	if reject >= 0 {
+		rejectAt = t.start[reject]
+	} else {
+		for _, tg := range e.targets {
+			if tg == rejectTarget {
+				e.add(asm.Mov.Imm32(asm.R0, 0), asm.Return())
+				break
+			}
+		}
 	}
-	for i, t := range e.targets {
-		var to int
-		switch {
-		case t == noTarget:
+	for i, tg := range e.targets {
+		if tg == noTarget {
 			continue
-		case t == rejectTarget:
-			to = rejectAt
-		default:
-			to = start[t]
+		}
+		to := rejectAt
+		if tg != rejectTarget {
+			to = t.start[tg]
 		}
 		off := to - i - 1
-		if off < 0 || off > 0x7fff {
-			return nil, fmt.Errorf("%w: jump of %d instructions does not fit eBPF's 16-bit offset", ErrUnsupported, off)
+		if off < -0x8000 || off > 0x7fff {
+			return fmt.Errorf("%w: the program is too large: a jump of %d eBPF instructions does not fit in 16 bits", ErrUnsupported, off)
 		}
 		e.out[i].Offset = int16(off)
 	}
-	p.Insns = e.out
-	return p, nil
+	t.p.Insns = e.out
+	return nil
 }
 
-func loadSize(op uint16) (asm.Size, uint32) {
-	switch op & 0x18 {
-	case sizeH:
-		return asm.Half, 2
-	case sizeB:
-		return asm.Byte, 1
-	}
-	return asm.Word, 4
+// check rejects the frame unless at least end bytes are valid.
+func (t *translator) check(end uint32) {
+	t.e.jump(asm.JLT.Imm32(regHave, int32(end), ""), rejectTarget)
+	t.p.Checks++
 }
 
-// loadAbs emits dst = P[k:k+size] for a constant k whose bounds were
-// checked (or are checked here when check is set).
-func loadAbs(e *emitter, p *Program, dst asm.Register, k uint32, op uint16, check bool, window uint32) {
-	sz, n := loadSize(op)
-	end := uint64(k) + uint64(n)
-	if end > uint64(window) {
-		e.addJ(asm.Ja.Label(""), rejectTarget) // never within any frame we get
-		return
+func loadSize(n uint32) asm.Size {
+	switch n {
+	case 1:
+		return asm.Byte
+	case 2:
+		return asm.Half
 	}
-	if check {
-		e.addJ(asm.JLT.Imm(regHave, int32(end), ""), rejectTarget)
-		p.Checks++
+	return asm.Word
+}
+
+// loadConst emits dst = P[k:k+n] (big-endian) for a constant k that fits
+// in the window.
+func (t *translator) loadConst(dst asm.Register, k, n uint32) {
+	if !t.p.Opts.MergeChecks {
+		t.check(k + n)
 	}
+	sz := loadSize(n)
 	if k <= 0x7fff {
-		e.add(asm.LoadMem(dst, regPkt, int16(k), sz))
+		t.e.add(asm.LoadMem(dst, regPkt, int16(k), sz))
 	} else {
-		e.add(asm.Mov.Reg(regT1, regPkt))
-		e.add(asm.Add.Imm(regT1, int32(k)))
-		e.add(asm.LoadMem(dst, regT1, 0, sz))
+		t.e.add(asm.Mov.Reg(regTmp, regPkt), asm.Add.Imm(regTmp, int32(k)), asm.LoadMem(dst, regTmp, 0, sz))
 	}
 	if sz != asm.Byte {
-		e.add(asm.HostTo(asm.BE, dst, sz))
+		t.e.add(asm.HostTo(asm.BE, dst, sz))
 	}
 }
 
-func (p *Program) insn(e *emitter, prog []bpf.RawInstruction, pc int, opts Options) error {
-	in := prog[pc]
-	perLoad := !opts.MergeChecks
+func (t *translator) insn(pc int) error {
+	e, in, window := t.e, t.p.Classic[pc], t.p.Opts.Window
+	if neverInBounds(in, window) {
+		e.jump(asm.Ja.Label(""), rejectTarget)
+		return nil
+	}
+	n := loadBytes(in.Op)
 	switch in.Op & 0x07 {
 	case classLD, classLDX:
 		dst := regA
@@ -217,45 +300,39 @@ func (p *Program) insn(e *emitter, prog []bpf.RawInstruction, pc int, opts Optio
 		case modeMEM:
 			e.add(asm.LoadMem(dst, asm.R10, memOff(in.K), asm.Word))
 		case modeABS:
-			loadAbs(e, p, dst, in.K, in.Op, perLoad, opts.Window)
+			t.loadConst(dst, in.K, n)
 		case modeMSH:
-			loadAbs(e, p, regX, in.K, classLD|sizeB|modeABS, perLoad, opts.Window)
-			e.add(asm.And.Imm32(regX, 0xf))
-			e.add(asm.LSh.Imm32(regX, 2))
+			t.loadConst(regX, in.K, 1)
+			e.add(asm.And.Imm32(regX, 0xf), asm.LSh.Imm32(regX, 2))
 		case modeIND:
-			_, n := loadSize(in.Op)
-			if uint64(in.K)+uint64(n) > uint64(opts.Window) {
-				e.addJ(asm.Ja.Label(""), rejectTarget)
-				return nil
+			// tmp = X + k in 64 bits: no wrap. The first compare bounds
+			// it for the verifier, the second is the semantic check
+			// (tmp + n <= have); have <= window makes the first
+			// redundant for the result.
+			e.add(asm.Mov.Reg32(regTmp, regX))
+			if in.K != 0 {
+				e.add(asm.Add.Imm(regTmp, int32(in.K)))
 			}
-			sz, _ := loadSize(in.Op)
-			e.add(asm.Mov.Reg(regT1, regX))                                    // X is zero-extended
-			e.add(asm.Mov.Imm32(regT2, int32(in.K)))                           // zero-extends k
-			e.add(asm.Add.Reg(regT1, regT2))                                   // 64-bit: no wrap
-			e.addJ(asm.JGT.Imm(regT1, int32(opts.Window-n), ""), rejectTarget) // bound for the verifier
-			e.add(asm.Mov.Reg(regT2, regT1))
-			e.add(asm.Add.Imm(regT2, int32(n)))
-			e.addJ(asm.JGT.Reg(regT2, regHave, ""), rejectTarget)
-			e.add(asm.Add.Reg(regT1, regPkt))
-			e.add(asm.LoadMem(regA, regT1, 0, sz))
-			if sz != asm.Byte {
-				e.add(asm.HostTo(asm.BE, regA, sz))
+			e.jump(asm.JGT.Imm(regTmp, int32(window-n), ""), rejectTarget)
+			e.add(asm.Add.Imm(regTmp, int32(n)))
+			e.jump(asm.JGT.Reg32(regTmp, regHave, ""), rejectTarget)
+			e.add(asm.Add.Reg(regTmp, regPkt), asm.LoadMem(regA, regTmp, -int16(n), loadSize(n)))
+			if n > 1 {
+				e.add(asm.HostTo(asm.BE, regA, loadSize(n)))
 			}
-			p.Checks++
-		default:
-			return fmt.Errorf("%w: %s", ErrUnsupported, describe(in))
+			t.p.Checks++
 		}
 	case classST:
 		e.add(asm.StoreMem(asm.R10, memOff(in.K), regA, asm.Word))
 	case classSTX:
 		e.add(asm.StoreMem(asm.R10, memOff(in.K), regX, asm.Word))
 	case classALU:
-		return aluInsn(e, in)
+		t.alu(in)
 	case classJMP:
-		return jumpInsn(e, in, pc)
+		t.jump(in, pc)
 	case classRET:
 		if in.Op == classRET|retK {
-			e.add(asm.Mov.Imm32(asm.R0, int32(in.K)))
+			e.add(asm.Mov.Imm32(regA, int32(in.K)))
 		}
 		e.add(asm.Return())
 	case classMISC:
@@ -264,8 +341,6 @@ func (p *Program) insn(e *emitter, prog []bpf.RawInstruction, pc int, opts Optio
 		} else {
 			e.add(asm.Mov.Reg32(regA, regX))
 		}
-	default:
-		return fmt.Errorf("%w: %s", ErrUnsupported, describe(in))
 	}
 	return nil
 }
@@ -275,96 +350,91 @@ var aluOps = map[uint16]asm.ALUOp{
 	aluAND: asm.And, aluLSH: asm.LSh, aluRSH: asm.RSh, aluMOD: asm.Mod, aluXOR: asm.Xor,
 }
 
-func aluInsn(e *emitter, in bpf.RawInstruction) error {
-	op := in.Op & 0xf0
+func (t *translator) alu(in bpf.RawInstruction) {
+	e, op := t.e, in.Op&0xf0
 	if op == aluNEG {
 		e.add(asm.Neg.Imm32(regA, 0))
-		return nil
+		return
 	}
-	a, ok := aluOps[op]
-	if !ok {
-		return fmt.Errorf("%w: %s", ErrUnsupported, describe(in))
-	}
+	a := aluOps[op]
 	if in.Op&srcX == 0 {
 		// Validate refused division by zero and shifts of 32 or more.
 		e.add(a.Imm32(regA, int32(in.K)))
-		return nil
+		return
 	}
 	switch op {
 	case aluDIV, aluMOD:
-		// Division by zero rejects the packet, as in the kernel and libpcap.
-		e.addJ(asm.JEq.Imm32(regX, 0, ""), rejectTarget)
+		// Division by zero returns 0 (eBPF would give 0 or A).
+		e.jump(asm.JEq.Imm32(regX, 0, ""), rejectTarget)
 		e.add(a.Reg32(regA, regX))
 	case aluLSH, aluRSH:
-		// libpcap: a shift by 32 or more gives 0.
-		j := asm.JLT.Imm32(regX, 32, "")
-		j.Offset = 2
-		e.add(j)
-		e.add(asm.Mov.Imm32(regA, 0))
-		skip := asm.Ja.Label("")
-		skip.Offset = 1
-		e.add(skip)
-		e.add(a.Reg32(regA, regX))
+		// eBPF shifts by X & 31; classic BPF gives 0 from 32 on.
+		e.add(a.Reg32(regA, regX), skip(asm.JLT.Imm32(regX, 32, ""), 1), asm.Mov.Imm32(regA, 0))
 	default:
 		e.add(a.Reg32(regA, regX))
 	}
-	return nil
 }
 
-// jump ops and their negations for the false branch.
+// jumpOps are the conditional jumps and their negations.
 var jumpOps = map[uint16][2]asm.JumpOp{
-	jmpJEQ: {asm.JEq, asm.JNE},
-	jmpJGT: {asm.JGT, asm.JLE},
-	jmpJGE: {asm.JGE, asm.JLT},
+	jmpJEQ:  {asm.JEq, asm.JNE},
+	jmpJGT:  {asm.JGT, asm.JLE},
+	jmpJGE:  {asm.JGE, asm.JLT},
+	jmpJSET: {asm.JSet, asm.InvalidJumpOp}, // negated with a temporary
 }
 
-func jumpInsn(e *emitter, in bpf.RawInstruction, pc int) error {
-	op := in.Op & 0xf0
+func (t *translator) jump(in bpf.RawInstruction, pc int) {
+	e, op := t.e, in.Op&0xf0
 	if op == jmpJA {
-		e.addJ(asm.Ja.Label(""), pc+1+int(in.K))
-		return nil
+		target := pc + 1 + int(int32(in.K))
+		if target <= pc {
+			// A loop (libpcap's protochain), bounded by a counter for
+			// the verifier, which explores every iteration. It forgets
+			// what it knows about A and X here, so that the states it
+			// reaches at the loop's head in one iteration, by whatever
+			// path, are equal and pruned (otherwise the ranges of X
+			// along each path through LoopLimit iterations make it
+			// give up).
+			e.add(
+				asm.StoreMem(asm.R10, launderA, regA, asm.Word), asm.LoadMem(regA, asm.R10, launderA, asm.Word),
+				asm.StoreMem(asm.R10, launderX, regX, asm.Word), asm.LoadMem(regX, asm.R10, launderX, asm.Word),
+				asm.Add.Imm(regLoop, 1),
+			)
+			e.jump(asm.JGT.Imm(regLoop, LoopLimit, ""), rejectTarget)
+			e.jump(asm.Ja.Label(""), target)
+		} else if in.K != 0 {
+			e.jump(asm.Ja.Label(""), target)
+		}
+		return
 	}
-	tTrue, tFalse := pc+1+int(in.Jt), pc+1+int(in.Jf)
+	onTrue, onFalse := pc+1+int(in.Jt), pc+1+int(in.Jf)
 	cond := func(j asm.JumpOp) asm.Instruction {
 		if in.Op&srcX != 0 {
 			return j.Reg32(regA, regX, "")
 		}
 		return j.Imm32(regA, int32(in.K), "")
 	}
-	if op == jmpJSET {
-		if in.Jt == 0 && in.Jf != 0 {
-			// Jump to false when A & k == 0.
-			e.add(asm.Mov.Reg32(regT1, regA))
-			if in.Op&srcX != 0 {
-				e.add(asm.And.Reg32(regT1, regX))
-			} else {
-				e.add(asm.And.Imm32(regT1, int32(in.K)))
-			}
-			e.addJ(asm.JEq.Imm32(regT1, 0, ""), tFalse)
-			return nil
-		}
-		e.addJ(cond(asm.JSet), tTrue)
-		if in.Jf != 0 {
-			e.addJ(asm.Ja.Label(""), tFalse)
-		}
-		return nil
-	}
-	ops, ok := jumpOps[op]
-	if !ok {
-		return fmt.Errorf("%w: %s", ErrUnsupported, describe(in))
-	}
+	ops := jumpOps[op]
 	switch {
 	case in.Jt == in.Jf:
 		if in.Jt != 0 {
-			e.addJ(asm.Ja.Label(""), tTrue)
+			e.jump(asm.Ja.Label(""), onTrue)
 		}
+	case in.Jt == 0 && op == jmpJSET:
+		// Fall through when A & operand != 0: jump when it is 0.
+		e.add(asm.Mov.Reg32(regTmp, regA))
+		if in.Op&srcX != 0 {
+			e.add(asm.And.Reg32(regTmp, regX))
+		} else {
+			e.add(asm.And.Imm32(regTmp, int32(in.K)))
+		}
+		e.jump(asm.JEq.Imm32(regTmp, 0, ""), onFalse)
 	case in.Jt == 0:
-		e.addJ(cond(ops[1]), tFalse)
+		e.jump(cond(ops[1]), onFalse)
 	default:
-		e.addJ(cond(ops[0]), tTrue)
+		e.jump(cond(ops[0]), onTrue)
 		if in.Jf != 0 {
-			e.addJ(asm.Ja.Label(""), tFalse)
+			e.jump(asm.Ja.Label(""), onFalse)
 		}
 	}
-	return nil
 }

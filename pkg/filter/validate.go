@@ -6,151 +6,103 @@ import (
 	"golang.org/x/net/bpf"
 )
 
-// Classic BPF encoding (linux/filter.h).
-const (
-	classLD   = 0x00
-	classLDX  = 0x01
-	classST   = 0x02
-	classSTX  = 0x03
-	classALU  = 0x04
-	classJMP  = 0x05
-	classRET  = 0x06
-	classMISC = 0x07
-
-	maxInsns = 4096
-	memWords = 16
-
-	sizeW = 0x00
-	sizeH = 0x08
-	sizeB = 0x10
-
-	modeIMM = 0x00
-	modeABS = 0x20
-	modeIND = 0x40
-	modeMEM = 0x60
-	modeLEN = 0x80
-	modeMSH = 0xa0
-
-	srcK = 0x00
-	srcX = 0x08
-
-	aluADD = 0x00
-	aluSUB = 0x10
-	aluMUL = 0x20
-	aluDIV = 0x30
-	aluOR  = 0x40
-	aluAND = 0x50
-	aluLSH = 0x60
-	aluRSH = 0x70
-	aluNEG = 0x80
-	aluMOD = 0x90
-	aluXOR = 0xa0
-
-	jmpJA   = 0x00
-	jmpJEQ  = 0x10
-	jmpJGT  = 0x20
-	jmpJGE  = 0x30
-	jmpJSET = 0x40
-
-	retK = 0x00
-	retA = 0x10
-
-	miscTAX = 0x00
-	miscTXA = 0x80
-)
-
-// Validate applies the kernel's classic BPF rules (bpf_check_classic): 1 to
-// 4096 instructions, known opcodes, jumps forward and inside the program,
-// scratch memory indexes below 16, no constant division by zero or shift
-// by 32 or more, and a return as the last instruction.
+// Validate applies the Linux kernel's rules for classic BPF
+// (bpf_check_classic in net/core/filter.c): 1 to 4096 instructions, only
+// the opcodes the kernel knows, no constant division by zero, constant
+// shifts below 32, scratch memory indexes below 16, jumps forward and
+// inside the program, absolute loads at SKF_AD_OFF and above only for
+// known ancillary data, a return as the last instruction (so every path
+// ends in a return), and no read of a scratch word that some path has not
+// stored (check_load_and_stores).
+//
+// Translate accepts one thing more: libpcap's backward "ja" (see
+// Translate).
 func Validate(prog []bpf.RawInstruction) error {
+	return check(prog, false)
+}
+
+// check is Validate; loops allows backward "ja" within the program, as
+// libpcap's userland filter and its validator (pcap_validate_filter) do.
+func check(prog []bpf.RawInstruction, loops bool) error {
 	if len(prog) == 0 || len(prog) > maxInsns {
 		return fmt.Errorf("%d instructions: a classic program has 1 to %d", len(prog), maxInsns)
 	}
 	for pc, in := range prog {
-		bad := func(why string) error {
-			return fmt.Errorf("instruction %d (%s): %s", pc, describe(in), why)
+		bad := func(format string, args ...any) error {
+			return &InsnError{PC: pc, Insn: in, Reason: fmt.Sprintf(format, args...)}
 		}
-		switch in.Op & 0x07 {
-		case classLD, classLDX:
-			mode, size := in.Op&0xe0, in.Op&0x18
-			ok := false
-			if in.Op&0x07 == classLD {
-				ok = (mode == modeABS || mode == modeIND) && size != 0x18 ||
-					in.Op == classLD|modeIMM || in.Op == classLD|modeMEM || in.Op == classLD|sizeW|modeLEN
-			} else {
-				ok = in.Op == classLDX|modeIMM || in.Op == classLDX|modeMEM ||
-					in.Op == classLDX|sizeW|modeLEN || in.Op == classLDX|sizeB|modeMSH
+		if in.Op >= uint16(len(allowed)) || !allowed[in.Op] {
+			return bad("unknown opcode")
+		}
+		switch in.Op {
+		case classALU | aluDIV | srcK, classALU | aluMOD | srcK:
+			if in.K == 0 {
+				return bad("division by zero")
 			}
-			if !ok {
-				return bad("unknown load")
+		case classALU | aluLSH | srcK, classALU | aluRSH | srcK:
+			if in.K >= 32 {
+				return bad("shift by %d: 31 at most", in.K)
 			}
-			if mode == modeMEM && in.K >= memWords {
-				return bad("scratch memory index out of range 0-15")
-			}
-		case classST, classSTX:
-			if in.Op&^0x07 != 0 {
-				return bad("unknown store")
-			}
+		case classLD | modeMEM, classLDX | modeMEM, classST, classSTX:
 			if in.K >= memWords {
-				return bad("scratch memory index out of range 0-15")
+				return bad("scratch memory index %d out of range 0-15", in.K)
 			}
-		case classALU:
-			op := in.Op & 0xf0
-			if in.Op&0x07 != classALU || op > aluXOR || (op == aluNEG && in.Op&srcX != 0) {
-				return bad("unknown ALU operation")
-			}
-			if in.Op&srcX == 0 {
-				switch {
-				case (op == aluDIV || op == aluMOD) && in.K == 0:
-					return bad("division by zero")
-				case (op == aluLSH || op == aluRSH) && in.K >= 32:
-					return bad("shift by 32 or more")
+		case classJMP | jmpJA:
+			if loops && isBackward(in) {
+				if pc+1+int(int32(in.K)) < 0 {
+					return bad("jump before the first instruction")
 				}
-			}
-		case classJMP:
-			op := in.Op & 0xf0
-			if op > jmpJSET {
-				return bad("unknown jump")
-			}
-			if op == jmpJA {
-				if in.Op&srcX != 0 {
-					return bad("unknown jump")
+			} else if in.K >= uint32(len(prog)-pc-1) {
+				if isBackward(in) {
+					return bad("backward jump (a loop; only libpcap's own filter runs those)")
 				}
-				if in.K >= 1<<31 {
-					return bad("backward jump: a loop (libpcap emits one for protochain), which classic BPF in the kernel and ringtap cannot run")
-				}
-				if uint64(pc)+1+uint64(in.K) >= uint64(len(prog)) {
-					return bad("jump out of the program")
-				}
-				continue
+				return bad("jump past the last instruction")
 			}
-			if pc+1+int(in.Jt) >= len(prog) || pc+1+int(in.Jf) >= len(prog) {
-				return bad("jump out of the program")
+		case classLD | sizeW | modeABS, classLD | sizeH | modeABS, classLD | sizeB | modeABS:
+			if _, ok := ancillary[in.K-skfAdOff]; in.K >= skfAdOff && !ok {
+				return bad("unknown ancillary load SKF_AD_OFF%+d", int32(in.K-skfAdOff))
 			}
-		case classRET:
-			if in.Op != classRET|retK && in.Op != classRET|retA {
-				return bad("unknown return")
-			}
-		case classMISC:
-			if in.Op != classMISC|miscTAX && in.Op != classMISC|miscTXA {
-				return bad("unknown miscellaneous operation")
+		default:
+			if in.Op&0x07 == classJMP && (pc+1+int(in.Jt) >= len(prog) || pc+1+int(in.Jf) >= len(prog)) {
+				return bad("jump past the last instruction")
 			}
 		}
 	}
 	if last := prog[len(prog)-1]; last.Op&0x07 != classRET {
-		return fmt.Errorf("last instruction (%s) is not a return", describe(last))
+		return &InsnError{PC: len(prog) - 1, Insn: last, Reason: "the last instruction is not a return"}
 	}
-	return nil
+	return checkMemory(prog)
 }
 
-// describe renders one instruction as x/net/bpf disassembles it, or its
-// raw fields when it cannot.
-func describe(in bpf.RawInstruction) string {
-	if s, ok := in.Disassemble().(fmt.Stringer); ok {
-		if _, raw := in.Disassemble().(bpf.RawInstruction); !raw {
-			return s.String()
+// checkMemory is the kernel's check_load_and_stores: a forward pass that
+// tracks which scratch words are stored on every path to each
+// instruction. A backward jump adds nothing to its target's mask (the
+// kernel has none; Translate zeroes every scratch word it reads anyway).
+func checkMemory(prog []bpf.RawInstruction) error {
+	masks := make([]uint16, len(prog))
+	for i := range masks {
+		masks[i] = 0xffff
+	}
+	var valid uint16
+	for pc, in := range prog {
+		valid &= masks[pc]
+		switch in.Op {
+		case classST, classSTX:
+			valid |= 1 << in.K
+		case classLD | modeMEM, classLDX | modeMEM:
+			if valid&(1<<in.K) == 0 {
+				return &InsnError{PC: pc, Insn: in, Reason: fmt.Sprintf("reads M[%d], which is not stored on every path before it", in.K)}
+			}
+		default:
+			if in.Op&0x07 == classJMP {
+				for _, s := range successors(in, pc) {
+					if s > pc {
+						masks[s] &= valid
+					}
+				}
+				valid = 0xffff
+			}
 		}
 	}
-	return fmt.Sprintf("code %#04x jt %d jf %d k %d", in.Op, in.Jt, in.Jf, in.K)
+	return nil
 }
