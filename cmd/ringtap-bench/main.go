@@ -48,6 +48,7 @@ func run() error {
 		steps     = flag.Int("steps", 6, "bisection steps for -find-max")
 		soak      = flag.Duration("soak", 0, "after -find-max, run ringtap this long at 80% of its zero-loss rate, sampling RSS")
 		rate      = flag.Uint64("rate", 0, "generator rate in frames/s for the rounds (0: top rate)")
+		rtArgs    = flag.String("ringtap-args", "", "extra flags for ringtap capture, space-separated (e.g. --cpuprofile=/tmp/rt.pprof)")
 	)
 	flag.StringVar(&cfg.Ringtap, "ringtap", "bin/ringtap", "ringtap binary")
 	flag.StringVar(&cfg.Tcpdump, "tcpdump", "tcpdump", "tcpdump binary")
@@ -64,6 +65,7 @@ func run() error {
 		return err
 	}
 	cfg.Tools = strings.Split(*tools, ",")
+	cfg.RingtapArgs = strings.Fields(*rtArgs)
 	ctx, stop := signals.TwoStep(context.Background(), func(os.Signal) { os.Exit(130) })
 	defer stop()
 	r, err := bench.NewRunner(cfg)

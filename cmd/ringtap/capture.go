@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"runtime/pprof"
 	"strings"
 	"time"
 
@@ -36,6 +37,7 @@ type captureFlags struct {
 	netns       string
 	quiet       bool
 	demoPackets uint64
+	cpuProfile  string
 	expr        string
 }
 
@@ -56,6 +58,7 @@ func parseCaptureFlags(args []string, stderr io.Writer) (*captureFlags, error) {
 	fs.StringVar(&f.bpfFile, "bpf-file", "", "classic BPF program in `tcpdump -ddd` format, instead of an EXPRESSION")
 	fs.StringVar(&f.netns, "netns", "", "capture in this network namespace (a path such as /run/netns/NAME)")
 	fs.BoolVar(&f.quiet, "q", false, "do not print the summary")
+	fs.StringVar(&f.cpuProfile, "cpuprofile", "", "write a Go CPU profile of the capture to this file (for performance work)")
 	fs.Uint64Var(&f.demoPackets, "demo-packets", 1_000_000, "demo only: frames of the fast burst sent with BPF_PROG_RUN live frames")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: ringtap capture -i IFACE [-i IFACE ...] [-w FILE|-] [-s SNAPLEN] [-c COUNT] [--duration D] [-F pcapng|pcap] [--hook auto|xdp|tc] [--direction in|out|inout] [--monitor-port] [--ring-size BYTES] [--bpf-file FILE] [EXPRESSION]")
@@ -84,6 +87,17 @@ func runCapture(args []string, stdout, stderr io.Writer) error {
 	}
 	if err != nil {
 		return err
+	}
+	if f.cpuProfile != "" {
+		pf, err := os.Create(f.cpuProfile)
+		if err != nil {
+			return fmt.Errorf("create cpu profile: %w", err)
+		}
+		defer pf.Close()
+		if err := pprof.StartCPUProfile(pf); err != nil {
+			return fmt.Errorf("start cpu profile: %w", err)
+		}
+		defer pprof.StopCPUProfile()
 	}
 	ctx, stop := signals.TwoStep(context.Background(), func(os.Signal) {
 		fmt.Fprintln(stderr, "ringtap: second signal, stopping now; the output file may be incomplete")

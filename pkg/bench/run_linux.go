@@ -33,6 +33,8 @@ type Config struct {
 	SnapLen   int
 	RingSize  int // ringtap --ring-size
 	BufferKiB int // tcpdump -B
+	// RingtapArgs are extra flags for ringtap capture (e.g. --cpuprofile).
+	RingtapArgs []string
 	Dir       string
 	Log       *slog.Logger
 }
@@ -215,6 +217,7 @@ func (r *Runner) once(ctx context.Context, sc Scenario, tool string, round int, 
 			}
 			defer l.Close()
 		}
+		args = append(args, r.cfg.RingtapArgs...)
 		cmd = exec.Command(r.cfg.Ringtap, append(args, sc.Filter)...)
 	case "tcpdump":
 		// tcpdump needs frames to reach the stack: a pass program lets
