@@ -131,7 +131,7 @@ func runFilterTest(args []string, stdout, stderr io.Writer) error {
 		lt := r.Interfaces()[p.Interface].LinkType
 		t, ok := testers[lt]
 		if !ok {
-			f, err := buildFilterFor(expr, lt)
+			f, err := buildFilter(expr, "")
 			if err != nil {
 				return err
 			}
@@ -181,13 +181,4 @@ func runFilterTest(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintf(stderr, "%d packets shorter than %d bytes were not run (BPF_PROG_RUN needs an Ethernet header)\n", skipped, capture.MinTestFrame)
 	}
 	return nil
-}
-
-// buildFilterFor is buildFilter for one link type; an empty expression
-// accepts everything.
-func buildFilterFor(expr string, linkType uint16) (*capture.Filter, error) {
-	if strings.TrimSpace(expr) == "" {
-		return nil, nil
-	}
-	return filter.ForCapture(expr)
 }
