@@ -35,8 +35,8 @@ type Config struct {
 	BufferKiB int // tcpdump -B
 	// RingtapArgs are extra flags for ringtap capture (e.g. --cpuprofile).
 	RingtapArgs []string
-	Dir       string
-	Log       *slog.Logger
+	Dir         string
+	Log         *slog.Logger
 }
 
 // Result is one capture run.
