@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -443,5 +444,63 @@ func TestInterfaceGone(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("capture did not notice the interface went away")
+	}
+}
+
+func TestMultipleInterfacesOneFile(t *testing.T) {
+	testbedtest.RequirePrivileged(t)
+	pair := testbedtest.MustNewPair(t, testbed.PairConfig{})
+	path := filepath.Join(t.TempDir(), "multi.pcapng")
+	frames := make([][]byte, 7)
+	for i := range frames {
+		frames[i] = trafficgen.Must(trafficgen.BuildUDP4(trafficgen.FrameOpts{SrcMAC: pair.A.MAC, DstMAC: pair.B.MAC, Src: pair.A.IPv4, Dst: pair.B.IPv4, SrcPort: 1, DstPort: 2, Size: 90}))
+	}
+	mustCapture(t, capture.Config{
+		Interfaces: []string{pair.B.Link, "lo"}, Hook: capture.HookTC, NetNS: pair.B.NSPath,
+	}, pcapio.FormatPCAPNG, path, func() {
+		if err := trafficgen.SendRaw(pair.A, frames); err != nil {
+			t.Fatal(err)
+		}
+		// Three datagrams over B's loopback.
+		if err := pair.B.Do(func() error {
+			c, err := net.ListenPacket("udp4", "127.0.0.1:0")
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			to := &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 9}
+			for range 3 {
+				if _, err := c.WriteTo([]byte("ringtap"), to); err != nil {
+					return err
+				}
+			}
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}, 10)
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	r, err := pcapio.NewReader(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	perIface := map[int]int{}
+	var p pcapio.Packet
+	for r.Next(&p) == nil {
+		perIface[p.Interface]++
+	}
+	names := []string{}
+	for _, ifc := range r.Interfaces() {
+		names = append(names, ifc.Name)
+	}
+	if diff := cmp.Diff([]string{pair.B.Link, "lo"}, names); diff != "" {
+		t.Errorf("interface blocks (-want +got):\n%s", diff)
+	}
+	if perIface[0] != 7 || perIface[1] < 3 {
+		t.Errorf("packets per interface %v, want 7 on the veth and at least 3 on lo", perIface)
 	}
 }
