@@ -5,3 +5,6 @@
 package gen
 
 //go:generate go tool bpf2go -cc clang -cflags "-O2 -g -Wall -Werror -mcpu=v3 -I/usr/include/x86_64-linux-gnu" -target bpfel -type rt_record -type rt_counters -type rt_scratch Capture ../bpf/capture.c -- -I../bpf
+
+// The size-class copy method, for BenchmarkCopyMethod only (bpf/copy_bench.c).
+//go:generate go tool bpf2go -cc clang -cflags "-O2 -g -Wall -Werror -mcpu=v3 -I/usr/include/x86_64-linux-gnu" -target bpfel CopyBench ../bpf/copy_bench.c -- -I../bpf

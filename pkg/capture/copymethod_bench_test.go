@@ -1,0 +1,102 @@
+//go:build linux
+
+package capture
+
+import (
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/cilium/ebpf"
+
+	"github.com/ringtap/ringtap/gen"
+	"github.com/ringtap/ringtap/pkg/testbed/testbedtest"
+	"github.com/ringtap/ringtap/pkg/trafficgen"
+	"github.com/ringtap/ringtap/ringbuf"
+)
+
+// BenchmarkCopyMethod compares, per frame, the XDP program that ships
+// (frame copied into per-CPU scratch, then bpf_ringbuf_output copies
+// header+data into the ring) with the size-class variant of
+// bpf/copy_bench.c (bpf_ringbuf_reserve of the smallest class that fits,
+// frame loaded straight into the record). No filter; the rings are drained
+// concurrently so neither variant runs into a full ring. Kernel-measured
+// ns/pkt via BPF_PROG_RUN.
+func BenchmarkCopyMethod(b *testing.B) {
+	testbedtest.RequirePrivileged(b)
+	ncpu, err := ebpf.PossibleCPU()
+	if err != nil {
+		b.Fatal(err)
+	}
+	methods := []struct {
+		name string
+		spec func() (*ebpf.CollectionSpec, error)
+		prog string
+	}{
+		{"scratch+output", gen.LoadCapture, progXDP},
+		{"size-class-reserve", gen.LoadCopyBench, "rt_xdp_sizeclass"},
+	}
+	for _, size := range []int{64, 512, 1500} {
+		frame := trafficgen.Must(trafficgen.BuildUDP4(trafficgen.FrameOpts{SrcPort: 1, DstPort: 2, Size: size}))
+		for _, snap := range []uint32{128, 1500} {
+			for _, m := range methods {
+				b.Run(fmt.Sprintf("frame=%d/snaplen=%d/%s", size, snap, m.name), func(b *testing.B) {
+					spec, err := m.spec()
+					if err != nil {
+						b.Fatal(err)
+					}
+					maps, err := newMaps(spec, ncpu, 8<<20)
+					if err != nil {
+						b.Fatal(err)
+					}
+					defer maps.close()
+					progs, err := loadPrograms(spec, maps, progParams{snaplen: snap, window: snap, wakeup: 1 << 30}, nil, []string{m.prog})
+					if err != nil {
+						b.Fatal(err)
+					}
+					prog := progs[m.prog]
+					defer prog.Close()
+					var stop atomic.Bool
+					var wg sync.WaitGroup
+					for _, rm := range maps.ringMaps {
+						r, err := ringbuf.NewReader(rm)
+						if err != nil {
+							b.Fatal(err)
+						}
+						wg.Add(1)
+						go func() {
+							defer wg.Done()
+							defer r.Close()
+							batch := ringbuf.NewBatch(4<<20, 1<<16)
+							for !stop.Load() {
+								batch.Reset()
+								_, _ = r.ReadAvailable(batch)
+							}
+						}()
+					}
+					var ns float64
+					for b.Loop() {
+						_, d, err := prog.Benchmark(frame, 10000, nil)
+						if err != nil {
+							b.Fatal(err)
+						}
+						ns += float64(d.Nanoseconds())
+					}
+					stop.Store(true)
+					wg.Wait()
+					var per []gen.CaptureRtCounters
+					if err := maps.counters.Lookup(uint32(0), &per); err != nil {
+						b.Fatal(err)
+					}
+					var dropped uint64
+					for _, p := range per {
+						dropped += p.Dropped
+					}
+					b.ReportMetric(ns/float64(b.N), "ns/pkt")
+					b.ReportMetric(float64(dropped), "dropped")
+				})
+			}
+		}
+	}
+}
