@@ -51,7 +51,7 @@ func TestParseRawMatchesTcpdump(t *testing.T) {
 	}
 	for _, expr := range []string{"udp port 53", "vlan 100 and tcp", "tcp[((tcp[12:1] & 0xf0) >> 2):4] = 0x47455420", "ip6 and icmp6"} {
 		t.Run(expr, func(t *testing.T) {
-			out, err := exec.Command("tcpdump", "-ddd", "-r", framesPath, expr).Output()
+			out, err := exec.Command("tcpdump", "-ddd", "-r", filter.FramesFile, expr).Output()
 			if err != nil {
 				t.Fatalf("tcpdump -ddd: %v", err)
 			}
