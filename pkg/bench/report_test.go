@@ -53,3 +53,22 @@ func TestParseScenarios(t *testing.T) {
 		t.Fatalf("empty list: %v %v", got, err)
 	}
 }
+
+func TestParseVariant(t *testing.T) {
+	label, v, err := ParseVariant("generic=bin=/tmp/rt --xdp-mode=generic env:GOMAXPROCS=1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Variant{Binary: "/tmp/rt", Args: []string{"--xdp-mode=generic"}, Env: []string{"GOMAXPROCS=1"}}
+	if label != "generic" {
+		t.Errorf("label %q, want generic", label)
+	}
+	if diff := cmp.Diff(want, v); diff != "" {
+		t.Errorf("(-want +got):\n%s", diff)
+	}
+	for _, bad := range []string{"", "=x", "nolabel", "tcpdump=--x", "ringtap=--x", "a b=--x", "x=env:NOVALUE"} {
+		if _, _, err := ParseVariant(bad); err == nil {
+			t.Errorf("ParseVariant(%q) = nil error", bad)
+		}
+	}
+}

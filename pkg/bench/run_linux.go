@@ -25,7 +25,10 @@ type Config struct {
 	Ringtap   string // path to the ringtap binary
 	Tcpdump   string // path to tcpdump
 	Scenarios []Scenario
-	Tools     []string // "ringtap", "tcpdump"
+	Tools     []string // "ringtap", "tcpdump" or the label of a Variant
+	// Variants are other ringtap builds or settings, run as tools of their
+	// own, so that a lever is measured side by side with what ships.
+	Variants  map[string]Variant
 	Rounds    int
 	Packets   uint64 // frames offered per run
 	Rate      uint64 // frames per second, 0 = the kernel's top rate
@@ -92,8 +95,13 @@ func NewRunner(cfg Config) (*Runner, error) {
 	}
 	for _, tool := range cfg.Tools {
 		path := cfg.Ringtap
-		if tool == "tcpdump" {
+		switch v, ok := cfg.Variants[tool]; {
+		case tool == "tcpdump":
 			path = cfg.Tcpdump
+		case ok && v.Binary != "":
+			path = v.Binary
+		case !ok && tool != "ringtap":
+			return nil, fmt.Errorf("unknown tool %q: want ringtap, tcpdump or a variant's label", tool)
 		}
 		if _, err := exec.LookPath(path); err != nil {
 			return nil, fmt.Errorf("%s not found at %q: %w", tool, path, err)
@@ -202,8 +210,9 @@ func (r *Runner) once(ctx context.Context, sc Scenario, tool string, round int, 
 	}
 
 	var cmd *exec.Cmd
-	switch tool {
-	case "ringtap":
+	variant, isVariant := r.cfg.Variants[tool]
+	switch {
+	case tool == "ringtap" || isVariant:
 		args := []string{"capture", "-i", p.B.Link, "--netns", p.B.NSPath, "-w", out, "-s", strconv.Itoa(r.cfg.SnapLen),
 			"--ring-size", strconv.Itoa(r.cfg.RingSize), "--hook", sc.Hook}
 		if sc.Monitor {
@@ -218,8 +227,16 @@ func (r *Runner) once(ctx context.Context, sc Scenario, tool string, round int, 
 			defer l.Close()
 		}
 		args = append(args, r.cfg.RingtapArgs...)
-		cmd = exec.Command(r.cfg.Ringtap, append(args, sc.Filter)...)
-	case "tcpdump":
+		args = append(args, variant.Args...)
+		bin := r.cfg.Ringtap
+		if variant.Binary != "" {
+			bin = variant.Binary
+		}
+		cmd = exec.Command(bin, append(args, sc.Filter)...)
+		if len(variant.Env) > 0 {
+			cmd.Env = append(os.Environ(), variant.Env...)
+		}
+	case tool == "tcpdump":
 		// tcpdump needs frames to reach the stack: a pass program lets
 		// live frames arrive at the veth.
 		l, err := trafficgen.AttachPass(p.B)

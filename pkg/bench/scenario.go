@@ -47,3 +47,40 @@ func ParseScenarios(list string) ([]Scenario, error) {
 	}
 	return out, nil
 }
+
+// Variant is ringtap run with another binary, other flags or other
+// environment variables.
+type Variant struct {
+	Binary string   // empty: Config.Ringtap
+	Args   []string // flags after Config.RingtapArgs
+	Env    []string // KEY=VALUE, added to the environment
+}
+
+// ParseVariant reads "label=word word ...": a word "bin=PATH" sets the
+// binary, "env:KEY=VALUE" an environment variable, anything else is a flag
+// for ringtap capture.
+func ParseVariant(s string) (string, Variant, error) {
+	label, spec, ok := strings.Cut(s, "=")
+	if !ok || label == "" || strings.ContainsAny(label, "/ ,") {
+		return "", Variant{}, fmt.Errorf("variant %q: want label=[bin=PATH] [env:K=V] [flags]", s)
+	}
+	if label == "ringtap" || label == "tcpdump" {
+		return "", Variant{}, fmt.Errorf("variant %q: label %s is taken", s, label)
+	}
+	var v Variant
+	for _, w := range strings.Fields(spec) {
+		switch {
+		case strings.HasPrefix(w, "bin="):
+			v.Binary = strings.TrimPrefix(w, "bin=")
+		case strings.HasPrefix(w, "env:"):
+			kv := strings.TrimPrefix(w, "env:")
+			if !strings.Contains(kv, "=") {
+				return "", Variant{}, fmt.Errorf("variant %q: %q is not env:KEY=VALUE", s, w)
+			}
+			v.Env = append(v.Env, kv)
+		default:
+			v.Args = append(v.Args, w)
+		}
+	}
+	return label, v, nil
+}
