@@ -1,9 +1,12 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 /* ringtap capture programs: XDP (ingress) and TC (TCX/clsact, ingress and
- * egress). Each frame: count it, copy up to rt_window bytes into this CPU's
- * scratch buffer (reinserting an offloaded VLAN tag on TC), run the filter on
- * that copy, and write header + first snaplen bytes to this CPU's ring.
- * Without --monitor-port the fate of the packet never changes. */
+ * egress). Each frame: count it; if a filter is spliced in, copy the bytes it
+ * may read (rt_window) into this CPU's scratch buffer and run it there; then
+ * reserve a record in this CPU's ring in the smallest size class that holds
+ * header + first snaplen bytes, and load the frame straight into it
+ * (reinserting an offloaded VLAN tag on TC). A captured frame is copied once,
+ * an unfiltered capture never touches the scratch buffer. Without
+ * --monitor-port the fate of the packet never changes. */
 #include <linux/bpf.h>
 #include <linux/if_ether.h>
 #include <linux/pkt_cls.h>
@@ -16,7 +19,8 @@ char __license[] SEC("license") = "Dual BSD/GPL";
 
 /* Load-time constants, set by pkg/capture through the collection spec. */
 volatile const __u32 rt_snaplen = 65535;      /* bytes of a frame kept */
-volatile const __u32 rt_window = 65535;       /* bytes copied for the filter, >= snaplen */
+volatile const __u32 rt_window = 65535;       /* bytes the filter may read (copied for it) */
+volatile const __u8 rt_filtered = 0;          /* a filter is spliced into rt_filter */
 volatile const __u32 rt_slot = 0;             /* this interface's index in the capture */
 volatile const __u32 rt_wakeup_bytes = 65536; /* wake the reader once this much is queued */
 volatile const __u8 rt_monitor = 0;           /* XDP: drop after capture (SPAN/TAP ports) */
@@ -85,115 +89,208 @@ static __always_inline struct rt_counters *rt_counters_for(__u32 dir)
 	return bpf_map_lookup_elem(&rt_counters_map, &slot);
 }
 
-/* rt_emit filters the copied frame and writes the record. */
-static __always_inline void rt_emit(struct rt_scratch *s, struct rt_counters *c,
-				    __u32 have, __u32 wire_len, __u32 ifindex,
-				    __u32 dir, __u32 cpu, __u8 flags)
+/* rt_header fills a record's header. */
+static __always_inline void rt_header(struct rt_record *h, __u32 wire_len, __u32 cap_len,
+				      __u32 ifindex, __u32 dir, __u32 cpu, __u8 flags)
 {
-	void *ring;
-	__u32 cap_len;
-	__u64 avail, wake;
-
-	if (!rt_filter(s->data, have, wire_len))
-		return;
-	c->matched++;
-
-	cap_len = wire_len < rt_snaplen ? wire_len : rt_snaplen;
-	if (cap_len > have)
-		cap_len = have;
-	cap_len = rt_bound(cap_len, RT_WINDOW);
-
-	s->hdr.ts_ns = bpf_ktime_get_boot_ns();
-	s->hdr.wire_len = wire_len;
-	s->hdr.cap_len = cap_len;
-	s->hdr.ifindex = ifindex;
-	s->hdr.dir = dir;
-	s->hdr.flags = flags;
-	s->hdr.cpu = cpu;
-
-	ring = bpf_map_lookup_elem(&rt_rings, &cpu);
-	if (!ring) {
-		c->dropped++;
-		return;
-	}
-	/* Batch wakeups: the reader is woken once rt_wakeup_bytes are queued;
-	 * below that it drains on its flush timer, so an idle ring still
-	 * reaches the file within the flush interval. */
-	avail = bpf_ringbuf_query(ring, BPF_RB_AVAIL_DATA);
-	wake = avail + cap_len >= rt_wakeup_bytes ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
-	if (bpf_ringbuf_output(ring, s, sizeof(s->hdr) + cap_len, wake)) {
-		c->dropped++;
-		return;
-	}
-	c->captured++;
-	c->bytes += cap_len;
+	h->ts_ns = bpf_ktime_get_boot_ns();
+	h->wire_len = wire_len;
+	h->cap_len = cap_len;
+	h->ifindex = ifindex;
+	h->dir = dir;
+	h->flags = flags;
+	h->cpu = cpu;
 }
+
+/* rt_wake batches wakeups: the reader is woken once rt_wakeup_bytes are
+ * queued; below that it drains on its flush timer, so an idle ring still
+ * reaches the file within the flush interval. */
+static __always_inline __u64 rt_wake(void *ring, __u32 cap_len)
+{
+	__u64 avail = bpf_ringbuf_query(ring, BPF_RB_AVAIL_DATA);
+
+	return avail + cap_len >= rt_wakeup_bytes ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
+}
+
+/* bpf_ringbuf_reserve needs a constant size, so a record is reserved in the
+ * smallest of these classes that holds cap_len bytes: steps of 64 bytes up
+ * to 512, of 128 up to 1536 (a full Ethernet frame), then 2048 ... 9216
+ * (jumbo) ... RT_WINDOW. The padding after cap_len is ring space only; user
+ * space reads cap_len from the header. RT_CLASS expands to one class: reserve,
+ * FILL(data, n, size) loads the frame (0 on success), header, submit. */
+#define RT_CLASS(sz, FILL)                                                     \
+	if (cap_len <= (sz)) {                                                 \
+		struct {                                                       \
+			struct rt_record hdr;                                  \
+			__u8 data[sz];                                         \
+		} *r = bpf_ringbuf_reserve(ring, sizeof(*r), 0);               \
+		__u32 n = rt_bound(cap_len, sz);                               \
+		if (!r)                                                        \
+			goto full;                                             \
+		if (FILL(r->data, n, sz)) {                                    \
+			bpf_ringbuf_discard(r, BPF_RB_NO_WAKEUP);              \
+			goto full;                                             \
+		}                                                              \
+		rt_header(&r->hdr, wire_len, n, ifindex, dir, cpu, flags);     \
+		bpf_ringbuf_submit(r, wake);                                   \
+		c->captured++;                                                 \
+		c->bytes += n;                                                 \
+		goto done;                                                     \
+	}
+
+#define RT_CLASSES(FILL)                                                       \
+	if (cap_len <= 512) {                                                  \
+		RT_CLASS(64, FILL)                                             \
+		RT_CLASS(128, FILL)                                            \
+		RT_CLASS(192, FILL)                                            \
+		RT_CLASS(256, FILL)                                            \
+		RT_CLASS(320, FILL)                                            \
+		RT_CLASS(384, FILL)                                            \
+		RT_CLASS(448, FILL)                                            \
+		RT_CLASS(512, FILL)                                            \
+	} else if (cap_len <= 1536) {                                          \
+		RT_CLASS(640, FILL)                                            \
+		RT_CLASS(768, FILL)                                            \
+		RT_CLASS(896, FILL)                                            \
+		RT_CLASS(1024, FILL)                                           \
+		RT_CLASS(1152, FILL)                                           \
+		RT_CLASS(1280, FILL)                                           \
+		RT_CLASS(1408, FILL)                                           \
+		RT_CLASS(1536, FILL)                                           \
+	} else {                                                               \
+		RT_CLASS(2048, FILL)                                           \
+		RT_CLASS(4096, FILL)                                           \
+		RT_CLASS(9216, FILL)                                           \
+		RT_CLASS(16384, FILL)                                          \
+		RT_CLASS(32768, FILL)                                          \
+		RT_CLASS(RT_WINDOW, FILL)                                      \
+	}
 
 SEC("xdp.frags")
 int rt_xdp(struct xdp_md *ctx)
 {
 	__u32 cpu = bpf_get_smp_processor_id();
 	__u32 verdict = rt_monitor ? XDP_DROP : XDP_PASS;
+	__u32 dir = RT_DIR_IN, ifindex = ctx->ingress_ifindex;
+	__u32 wire_len, cap_len, have;
 	struct rt_counters *c;
 	struct rt_scratch *s;
-	__u32 wire_len, have;
+	__u8 flags = 0;
+	__u64 wake;
+	void *ring;
 
 	c = rt_counters_for(RT_DIR_IN);
-	s = bpf_map_lookup_elem(&rt_scratch_map, &cpu);
-	if (!c || !s)
+	if (!c)
 		return verdict;
 	c->seen++;
-
 	wire_len = bpf_xdp_get_buff_len(ctx);
-	have = wire_len < rt_window ? wire_len : rt_window;
-	have = rt_bound(have, RT_WINDOW);
-	if (bpf_xdp_load_bytes(ctx, 0, s->data, have))
-		return verdict;
-	rt_emit(s, c, have, wire_len, ctx->ingress_ifindex, RT_DIR_IN, cpu, 0);
+	if (rt_filtered) {
+		s = bpf_map_lookup_elem(&rt_scratch_map, &cpu);
+		if (!s)
+			return verdict;
+		have = wire_len < rt_window ? wire_len : rt_window;
+		have = rt_bound(have, RT_WINDOW);
+		if (bpf_xdp_load_bytes(ctx, 0, s->data, have))
+			return verdict;
+		if (!rt_filter(s->data, have, wire_len))
+			return verdict;
+	}
+	c->matched++;
+
+	cap_len = wire_len < rt_snaplen ? wire_len : rt_snaplen;
+	ring = bpf_map_lookup_elem(&rt_rings, &cpu);
+	if (!ring)
+		goto full;
+	wake = rt_wake(ring, cap_len);
+#define RT_FILL_XDP(d, n, sz) bpf_xdp_load_bytes(ctx, 0, d, n)
+	RT_CLASSES(RT_FILL_XDP)
+full:
+	c->dropped++;
+done:
 	return verdict;
+}
+
+/* rt_fill_skb loads n bytes of the frame into d (room for sz >= 64 bytes),
+ * putting an offloaded VLAN tag back after the MAC addresses so the frame
+ * reads as on the wire. */
+static __always_inline int rt_fill_skb(struct __sk_buff *skb, __u8 *d, __u32 n, __u32 sz, int vlan)
+{
+	__u32 rest;
+
+	if (!vlan)
+		return bpf_skb_load_bytes(skb, 0, d, n);
+	if (bpf_skb_load_bytes(skb, 0, d, 2 * ETH_ALEN))
+		return -1;
+	*(__be16 *)&d[12] = (__be16)skb->vlan_proto;
+	*(__be16 *)&d[14] = bpf_htons((__u16)skb->vlan_tci);
+	if (n <= 2 * ETH_ALEN + 4)
+		return 0;
+	rest = rt_bound(n - (2 * ETH_ALEN + 4), sz - (2 * ETH_ALEN + 4));
+	return bpf_skb_load_bytes(skb, 2 * ETH_ALEN, d + 2 * ETH_ALEN + 4, rest);
 }
 
 static __always_inline int rt_tc(struct __sk_buff *skb, __u32 dir)
 {
 	__u32 cpu = bpf_get_smp_processor_id();
+	__u32 ifindex = skb->ifindex;
+	__u32 wire_len, cap_len, have, rest;
 	struct rt_counters *c;
 	struct rt_scratch *s;
-	__u32 wire_len, have, rest;
 	__u8 flags = 0;
+	int vlan = 0;
+	__u64 wake;
+	void *ring;
 
 	c = rt_counters_for(dir);
-	s = bpf_map_lookup_elem(&rt_scratch_map, &cpu);
-	if (!c || !s)
+	if (!c)
 		return TC_ACT_UNSPEC;
 	c->seen++;
-
 	wire_len = skb->len;
 	if (skb->vlan_present && wire_len >= 2 * ETH_ALEN) {
-		/* The kernel moved the tag into skb metadata; put it back
-		 * after the MAC addresses so the frame reads as on the wire. */
+		/* The kernel moved the tag into skb metadata. */
 		wire_len += 4;
-		have = wire_len < rt_window ? wire_len : rt_window;
-		have = rt_bound(have, RT_WINDOW);
-		if (have < 2 * ETH_ALEN + 4)
-			return TC_ACT_UNSPEC;
-		if (bpf_skb_load_bytes(skb, 0, s->data, 2 * ETH_ALEN))
-			return TC_ACT_UNSPEC;
-		*(__be16 *)&s->data[12] = (__be16)skb->vlan_proto;
-		*(__be16 *)&s->data[14] = bpf_htons((__u16)skb->vlan_tci);
-		rest = have - (2 * ETH_ALEN + 4);
-		if (rest > 0) {
-			rest = rt_bound(rest, RT_WINDOW);
-			if (bpf_skb_load_bytes(skb, 2 * ETH_ALEN, &s->data[16], rest))
-				return TC_ACT_UNSPEC;
-		}
+		vlan = 1;
 		flags = RT_F_VLAN_REINSERTED;
-	} else {
+	}
+	if (rt_filtered) {
+		s = bpf_map_lookup_elem(&rt_scratch_map, &cpu);
+		if (!s)
+			return TC_ACT_UNSPEC;
 		have = wire_len < rt_window ? wire_len : rt_window;
+		if (vlan && have < 2 * ETH_ALEN + 4)
+			have = 2 * ETH_ALEN + 4; /* wire_len >= 16: MACs + tag */
 		have = rt_bound(have, RT_WINDOW);
-		if (bpf_skb_load_bytes(skb, 0, s->data, have))
+		if (vlan) {
+			if (have < 2 * ETH_ALEN + 4)
+				return TC_ACT_UNSPEC;
+			if (bpf_skb_load_bytes(skb, 0, s->data, 2 * ETH_ALEN))
+				return TC_ACT_UNSPEC;
+			*(__be16 *)&s->data[12] = (__be16)skb->vlan_proto;
+			*(__be16 *)&s->data[14] = bpf_htons((__u16)skb->vlan_tci);
+			rest = have - (2 * ETH_ALEN + 4);
+			if (rest > 0) {
+				rest = rt_bound(rest, RT_WINDOW);
+				if (bpf_skb_load_bytes(skb, 2 * ETH_ALEN, &s->data[16], rest))
+					return TC_ACT_UNSPEC;
+			}
+		} else if (bpf_skb_load_bytes(skb, 0, s->data, have)) {
+			return TC_ACT_UNSPEC;
+		}
+		if (!rt_filter(s->data, have, wire_len))
 			return TC_ACT_UNSPEC;
 	}
-	rt_emit(s, c, have, wire_len, skb->ifindex, dir, cpu, flags);
+	c->matched++;
+
+	cap_len = wire_len < rt_snaplen ? wire_len : rt_snaplen;
+	ring = bpf_map_lookup_elem(&rt_rings, &cpu);
+	if (!ring)
+		goto full;
+	wake = rt_wake(ring, cap_len);
+#define RT_FILL_SKB(d, n, sz) rt_fill_skb(skb, d, n, sz, vlan)
+	RT_CLASSES(RT_FILL_SKB)
+full:
+	c->dropped++;
+done:
 	return TC_ACT_UNSPEC;
 }
 

@@ -50,6 +50,7 @@ const (
 	CaptureProgRtTcEgress   = "rt_tc_egress"
 	CaptureProgRtTcIngress  = "rt_tc_ingress"
 	CaptureProgRtXdp        = "rt_xdp"
+	CaptureVarRtFiltered    = "rt_filtered"
 	CaptureVarRtMonitor     = "rt_monitor"
 	CaptureVarRtSlot        = "rt_slot"
 	CaptureVarRtSnaplen     = "rt_snaplen"
@@ -117,6 +118,7 @@ type CaptureMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type CaptureVariableSpecs struct {
+	RtFiltered    *ebpf.VariableSpec `ebpf:"rt_filtered"`
 	RtMonitor     *ebpf.VariableSpec `ebpf:"rt_monitor"`
 	RtSlot        *ebpf.VariableSpec `ebpf:"rt_slot"`
 	RtSnaplen     *ebpf.VariableSpec `ebpf:"rt_snaplen"`
@@ -161,6 +163,7 @@ func (m *CaptureMaps) Close() error {
 //
 // It can be passed to LoadCaptureObjects or ebpf.CollectionSpec.LoadAndAssign.
 type CaptureVariables struct {
+	RtFiltered    *ebpf.Variable `ebpf:"rt_filtered"`
 	RtMonitor     *ebpf.Variable `ebpf:"rt_monitor"`
 	RtSlot        *ebpf.Variable `ebpf:"rt_slot"`
 	RtSnaplen     *ebpf.Variable `ebpf:"rt_snaplen"`

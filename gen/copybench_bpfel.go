@@ -42,18 +42,19 @@ type CopyBenchRtScratch struct {
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	CopyBenchMapRtCountersMap   = "rt_counters_map"
-	CopyBenchMapRtRings         = "rt_rings"
-	CopyBenchMapRtScratchMap    = "rt_scratch_map"
-	CopyBenchProgRtTcEgress     = "rt_tc_egress"
-	CopyBenchProgRtTcIngress    = "rt_tc_ingress"
-	CopyBenchProgRtXdp          = "rt_xdp"
-	CopyBenchProgRtXdpSizeclass = "rt_xdp_sizeclass"
-	CopyBenchVarRtMonitor       = "rt_monitor"
-	CopyBenchVarRtSlot          = "rt_slot"
-	CopyBenchVarRtSnaplen       = "rt_snaplen"
-	CopyBenchVarRtWakeupBytes   = "rt_wakeup_bytes"
-	CopyBenchVarRtWindow        = "rt_window"
+	CopyBenchMapRtCountersMap = "rt_counters_map"
+	CopyBenchMapRtRings       = "rt_rings"
+	CopyBenchMapRtScratchMap  = "rt_scratch_map"
+	CopyBenchProgRtTcEgress   = "rt_tc_egress"
+	CopyBenchProgRtTcIngress  = "rt_tc_ingress"
+	CopyBenchProgRtXdp        = "rt_xdp"
+	CopyBenchProgRtXdpScratch = "rt_xdp_scratch"
+	CopyBenchVarRtFiltered    = "rt_filtered"
+	CopyBenchVarRtMonitor     = "rt_monitor"
+	CopyBenchVarRtSlot        = "rt_slot"
+	CopyBenchVarRtSnaplen     = "rt_snaplen"
+	CopyBenchVarRtWakeupBytes = "rt_wakeup_bytes"
+	CopyBenchVarRtWindow      = "rt_window"
 )
 
 // LoadCopyBench returns the embedded CollectionSpec for CopyBench.
@@ -98,10 +99,10 @@ type CopyBenchSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type CopyBenchProgramSpecs struct {
-	RtTcEgress     *ebpf.ProgramSpec `ebpf:"rt_tc_egress"`
-	RtTcIngress    *ebpf.ProgramSpec `ebpf:"rt_tc_ingress"`
-	RtXdp          *ebpf.ProgramSpec `ebpf:"rt_xdp"`
-	RtXdpSizeclass *ebpf.ProgramSpec `ebpf:"rt_xdp_sizeclass"`
+	RtTcEgress   *ebpf.ProgramSpec `ebpf:"rt_tc_egress"`
+	RtTcIngress  *ebpf.ProgramSpec `ebpf:"rt_tc_ingress"`
+	RtXdp        *ebpf.ProgramSpec `ebpf:"rt_xdp"`
+	RtXdpScratch *ebpf.ProgramSpec `ebpf:"rt_xdp_scratch"`
 }
 
 // CopyBenchMapSpecs contains maps before they are loaded into the kernel.
@@ -117,6 +118,7 @@ type CopyBenchMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type CopyBenchVariableSpecs struct {
+	RtFiltered    *ebpf.VariableSpec `ebpf:"rt_filtered"`
 	RtMonitor     *ebpf.VariableSpec `ebpf:"rt_monitor"`
 	RtSlot        *ebpf.VariableSpec `ebpf:"rt_slot"`
 	RtSnaplen     *ebpf.VariableSpec `ebpf:"rt_snaplen"`
@@ -161,6 +163,7 @@ func (m *CopyBenchMaps) Close() error {
 //
 // It can be passed to LoadCopyBenchObjects or ebpf.CollectionSpec.LoadAndAssign.
 type CopyBenchVariables struct {
+	RtFiltered    *ebpf.Variable `ebpf:"rt_filtered"`
 	RtMonitor     *ebpf.Variable `ebpf:"rt_monitor"`
 	RtSlot        *ebpf.Variable `ebpf:"rt_slot"`
 	RtSnaplen     *ebpf.Variable `ebpf:"rt_snaplen"`
@@ -172,10 +175,10 @@ type CopyBenchVariables struct {
 //
 // It can be passed to LoadCopyBenchObjects or ebpf.CollectionSpec.LoadAndAssign.
 type CopyBenchPrograms struct {
-	RtTcEgress     *ebpf.Program `ebpf:"rt_tc_egress"`
-	RtTcIngress    *ebpf.Program `ebpf:"rt_tc_ingress"`
-	RtXdp          *ebpf.Program `ebpf:"rt_xdp"`
-	RtXdpSizeclass *ebpf.Program `ebpf:"rt_xdp_sizeclass"`
+	RtTcEgress   *ebpf.Program `ebpf:"rt_tc_egress"`
+	RtTcIngress  *ebpf.Program `ebpf:"rt_tc_ingress"`
+	RtXdp        *ebpf.Program `ebpf:"rt_xdp"`
+	RtXdpScratch *ebpf.Program `ebpf:"rt_xdp_scratch"`
 }
 
 func (p *CopyBenchPrograms) Close() error {
@@ -183,7 +186,7 @@ func (p *CopyBenchPrograms) Close() error {
 		p.RtTcEgress,
 		p.RtTcIngress,
 		p.RtXdp,
-		p.RtXdpSizeclass,
+		p.RtXdpScratch,
 	)
 }
 

@@ -165,13 +165,9 @@ func (c *Capture) attachAll(spec *ebpf.CollectionSpec) error {
 		names = []string{progTCIngress, progTCEgress}
 	}
 	for slot, ifc := range c.ifaces {
-		window := c.cfg.SnapLen
-		if c.cfg.Filter != nil && c.cfg.Filter.Window != nil {
-			w, err := c.cfg.Filter.Window(ifc.linkType)
-			if err != nil {
-				return err
-			}
-			window = max(window, min(w, MaxWindow))
+		window, err := filterWindow(c.cfg.Filter, ifc.linkType)
+		if err != nil {
+			return err
 		}
 		progs, err := loadPrograms(spec, c.maps, progParams{
 			slot: uint32(slot), snaplen: c.cfg.SnapLen, window: window,

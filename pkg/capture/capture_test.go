@@ -22,6 +22,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/ringtap/ringtap/pkg/capture"
+	"github.com/ringtap/ringtap/pkg/filter"
 	"github.com/ringtap/ringtap/pkg/pcapio"
 	"github.com/ringtap/ringtap/pkg/testbed"
 	"github.com/ringtap/ringtap/pkg/testbed/testbedtest"
@@ -132,6 +133,7 @@ func TestEndToEnd(t *testing.T) {
 		wantDir   pcapio.Direction
 		clsact    bool
 		rcvrNoXDP bool
+		filter    string // accepts every frame; the filter path copies a window smaller than snaplen
 	}{
 		{name: "xdp-in", hook: capture.HookXDP, dir: capture.DirIn, snaplen: 65535, format: pcapio.FormatPCAPNG, wantDir: pcapio.DirInbound},
 		{name: "xdp-in-snap100-pcap", hook: capture.HookXDP, dir: capture.DirIn, snaplen: 100, format: pcapio.FormatPCAP, wantDir: pcapio.DirUnknown},
@@ -139,6 +141,10 @@ func TestEndToEnd(t *testing.T) {
 		{name: "tc-out", hook: capture.HookTC, dir: capture.DirOut, onSender: true, snaplen: 65535, format: pcapio.FormatPCAPNG, wantDir: pcapio.DirOutbound},
 		{name: "tc-out-snap128", hook: capture.HookTC, dir: capture.DirOut, onSender: true, snaplen: 128, format: pcapio.FormatPCAPNG, wantDir: pcapio.DirOutbound},
 		{name: "tc-in-clsact", hook: capture.HookTC, dir: capture.DirIn, snaplen: 65535, format: pcapio.FormatPCAPNG, wantDir: pcapio.DirInbound, clsact: true},
+		// Shorter than MACs + reinserted VLAN tag.
+		{name: "tc-in-snap14", hook: capture.HookTC, dir: capture.DirIn, snaplen: 14, format: pcapio.FormatPCAPNG, wantDir: pcapio.DirInbound},
+		{name: "xdp-in-filtered", hook: capture.HookXDP, dir: capture.DirIn, snaplen: 65535, format: pcapio.FormatPCAPNG, wantDir: pcapio.DirInbound, filter: "ether[0] & 0 = 0 or len >= 0"},
+		{name: "tc-in-filtered", hook: capture.HookTC, dir: capture.DirIn, snaplen: 65535, format: pcapio.FormatPCAPNG, wantDir: pcapio.DirInbound, filter: "ether[0] & 0 = 0 or len >= 0"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -149,9 +155,16 @@ func TestEndToEnd(t *testing.T) {
 			}
 			frames := testFrames(t, pair)
 			path := filepath.Join(t.TempDir(), "out."+tt.format.String())
+			var f *capture.Filter
+			if tt.filter != "" {
+				var err error
+				if f, err = filter.ForCapture(tt.filter); err != nil {
+					t.Fatal(err)
+				}
+			}
 			st := mustCapture(t, capture.Config{
 				Interfaces: []string{host.Link}, Hook: tt.hook, Direction: tt.dir, SnapLen: tt.snaplen,
-				NetNS: host.NSPath, ForceClsact: tt.clsact,
+				NetNS: host.NSPath, ForceClsact: tt.clsact, Filter: f,
 			}, tt.format, path, func() {
 				if err := trafficgen.SendRaw(pair.A, frames); err != nil {
 					t.Fatalf("send: %v", err)

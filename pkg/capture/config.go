@@ -101,7 +101,9 @@ type Filter struct {
 	// filter's instructions for the given pcap link type.
 	Splice func(spec *ebpf.ProgramSpec, linkType uint16) error
 	// Window is how many leading bytes of a frame the filter may read
-	// (MaxWindow when unknown). The program copies max(Window, SnapLen).
+	// (MaxWindow when unknown). The program copies that many bytes into a
+	// scratch buffer for the filter; the capture copies SnapLen bytes of
+	// a matching frame straight into the ring.
 	Window func(linkType uint16) (uint32, error)
 }
 

@@ -71,9 +71,28 @@ func newMaps(spec *ebpf.CollectionSpec, ncpu, ringSize int) (_ *maps, err error)
 
 // progParams are the load-time constants of one interface's programs.
 type progParams struct {
-	slot, snaplen, window, wakeup uint32
-	monitor                       bool
-	linkType                      uint16
+	slot, snaplen, wakeup uint32
+	monitor               bool
+	linkType              uint16
+	// window is how many bytes the spliced filter may read; 0 when there
+	// is no filter (the program then copies nothing for it).
+	window uint32
+}
+
+// filterWindow is the window of f for linkType: 0 without a filter,
+// MaxWindow when the filter does not say.
+func filterWindow(f *Filter, linkType uint16) (uint32, error) {
+	if f == nil || f.Splice == nil {
+		return 0, nil
+	}
+	if f.Window == nil {
+		return MaxWindow, nil
+	}
+	w, err := f.Window(linkType)
+	if err != nil {
+		return 0, err
+	}
+	return max(1, min(w, MaxWindow)), nil
 }
 
 // loadPrograms loads the named programs for one interface with its constants
@@ -87,8 +106,8 @@ func loadPrograms(base *ebpf.CollectionSpec, m *maps, p progParams, f *Filter, n
 	rings.InnerMap.MaxEntries = m.ringMaps[0].MaxEntries()
 	rings.Contents = nil
 	set := map[string]any{
-		"rt_slot": p.slot, "rt_snaplen": p.snaplen, "rt_window": p.window,
-		"rt_wakeup_bytes": p.wakeup, "rt_monitor": boolU8(p.monitor),
+		"rt_slot": p.slot, "rt_snaplen": p.snaplen, "rt_window": max(p.window, 1),
+		"rt_filtered": boolU8(p.window > 0), "rt_wakeup_bytes": p.wakeup, "rt_monitor": boolU8(p.monitor),
 	}
 	for name, v := range set {
 		vs, ok := spec.Variables[name]

@@ -35,8 +35,9 @@ const MinTestFrame = 14
 
 // NewTester creates the maps and loads the XDP program (hook HookXDP or
 // HookAuto) or the TC ingress program (HookTC) with f spliced in for
-// linkType; f may be nil (accept everything). snaplen (0: 65535) sets the
-// copy window as a capture would: max(snaplen, the filter's need).
+// linkType; f may be nil (accept everything). snaplen (0: 65535) is the
+// capture's snapshot length; the filter sees the bytes it may read (its
+// Window), as in a capture.
 // SetFilter swaps the filter without recreating the maps.
 func NewTester(hook Hook, snaplen uint32, f *Filter, linkType uint16) (_ *Tester, err error) {
 	spec, err := gen.LoadCapture()
@@ -70,13 +71,9 @@ func NewTester(hook Hook, snaplen uint32, f *Filter, linkType uint16) (_ *Tester
 
 // SetFilter replaces the program with one running f for linkType.
 func (t *Tester) SetFilter(f *Filter, linkType uint16) error {
-	window := t.snaplen
-	if f != nil && f.Window != nil {
-		w, err := f.Window(linkType)
-		if err != nil {
-			return err
-		}
-		window = max(window, min(w, MaxWindow))
+	window, err := filterWindow(f, linkType)
+	if err != nil {
+		return err
 	}
 	progs, err := loadPrograms(t.spec, t.maps, progParams{
 		snaplen: t.snaplen, window: window, wakeup: MinRingSize, linkType: linkType,

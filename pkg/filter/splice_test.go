@@ -94,6 +94,13 @@ func TestSpliceCaptureProgram(t *testing.T) {
 			spec.Maps["rt_rings"].InnerMap.MaxEntries = 1 << 16
 			ps := spec.Programs[name]
 			spec.Programs = map[string]*ebpf.ProgramSpec{name: ps}
+			// As pkg/capture does: the filter runs on its window.
+			if err := spec.Variables["rt_filtered"].Set(uint8(1)); err != nil {
+				t.Fatal(err)
+			}
+			if err := spec.Variables["rt_window"].Set(uint32(max(1, min(p.Need, 65540)))); err != nil {
+				t.Fatal(err)
+			}
 			if err := p.Splice(ps, stubSymbol); err != nil {
 				t.Fatal(err)
 			}
