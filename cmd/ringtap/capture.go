@@ -39,6 +39,10 @@ type captureFlags struct {
 	demoPackets uint64
 	cpuProfile  string
 	expr        string
+	xdpMode     string
+	wakeupBytes int
+	sharedRing  bool
+	pinReaders  bool
 }
 
 func parseCaptureFlags(args []string, stderr io.Writer) (*captureFlags, error) {
@@ -59,9 +63,13 @@ func parseCaptureFlags(args []string, stderr io.Writer) (*captureFlags, error) {
 	fs.StringVar(&f.netns, "netns", "", "capture in this network namespace (a path such as /run/netns/NAME)")
 	fs.BoolVar(&f.quiet, "q", false, "do not print the summary")
 	fs.StringVar(&f.cpuProfile, "cpuprofile", "", "write a Go CPU profile of the capture to this file (for performance work)")
+	fs.StringVar(&f.xdpMode, "xdp-mode", "auto", "auto (native, generic as fallback), native or generic")
+	fs.IntVar(&f.wakeupBytes, "wakeup-bytes", 0, "tuning: wake a ring's reader once this many bytes are queued (default ring size / 16)")
+	fs.BoolVar(&f.sharedRing, "shared-ring", false, "tuning: one ring and one reader for all CPUs instead of one per CPU")
+	fs.BoolVar(&f.pinReaders, "pin-readers", false, "tuning: pin the reader of each CPU's ring to that CPU")
 	fs.Uint64Var(&f.demoPackets, "demo-packets", 1_000_000, "demo only: frames of the fast burst sent with BPF_PROG_RUN live frames")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: ringtap capture -i IFACE [-i IFACE ...] [-w FILE|-] [-s SNAPLEN] [-c COUNT] [--duration D] [-F pcapng|pcap] [--hook auto|xdp|tc] [--direction in|out|inout] [--monitor-port] [--ring-size BYTES] [--bpf-file FILE] [EXPRESSION]")
+		fmt.Fprintln(stderr, "usage: ringtap capture -i IFACE [-i IFACE ...] [-w FILE|-] [-s SNAPLEN] [-c COUNT] [--duration D] [-F pcapng|pcap] [--hook auto|xdp|tc] [--direction in|out|inout] [--monitor-port] [--ring-size BYTES] [--xdp-mode auto|native|generic] [--bpf-file FILE] [EXPRESSION]")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -147,6 +155,10 @@ func captureTo(ctx context.Context, f *captureFlags, stdout, stderr io.Writer, r
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", errUsage, err)
 	}
+	xdpMode, err := capture.ParseXDPMode(f.xdpMode)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", errUsage, err)
+	}
 	filt, err := buildFilter(f.expr, f.bpfFile)
 	if err != nil {
 		return nil, err
@@ -166,6 +178,7 @@ func captureTo(ctx context.Context, f *captureFlags, stdout, stderr io.Writer, r
 	c, err := capture.Open(capture.Config{
 		Interfaces: f.ifaces, Hook: hook, Direction: dir, SnapLen: uint32(f.snaplen),
 		RingSize: f.ringSize, MonitorPort: f.monitor, Filter: filt, NetNS: f.netns, Count: f.count,
+		XDPMode: xdpMode, WakeupBytes: f.wakeupBytes, SharedRing: f.sharedRing, PinReaders: f.pinReaders,
 	})
 	if err != nil {
 		if file != nil {

@@ -245,6 +245,10 @@ func TestUserErrors(t *testing.T) {
 		{"live-only expression", []string{"filter", "explain", "inbound"}, "inbound"},
 		{"format", []string{"capture", "-i", "lo", "-F", "jpeg", "-w", filepath.Join(dir, "d")}, "jpeg"},
 		{"unknown command", []string{"frobnicate"}, "unknown command"},
+		{"xdp mode", []string{"capture", "-i", "lo", "--xdp-mode", "turbo", "-w", filepath.Join(dir, "e")}, "unknown xdp mode"},
+		{"xdp mode on tc", []string{"capture", "-i", "lo", "--hook", "tc", "--xdp-mode", "generic", "-w", filepath.Join(dir, "f")}, "needs the XDP hook"},
+		{"pinned shared ring", []string{"capture", "-i", "lo", "--shared-ring", "--pin-readers", "-w", filepath.Join(dir, "g")}, "pinning readers needs per-CPU rings"},
+		{"wakeup beyond ring", []string{"capture", "-i", "lo", "--ring-size", "65536", "--wakeup-bytes", "131072", "-w", filepath.Join(dir, "h")}, "larger than the ring"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -13,17 +13,26 @@ import (
 )
 
 // attachXDP attaches in native mode, falling back to generic (skb) mode with
-// a warning when the driver has no native XDP. It must run in the
-// interface's network namespace.
-func attachXDP(prog *ebpf.Program, ifname string, ifindex int) (io.Closer, string, error) {
-	l, err := link.AttachXDP(link.XDPOptions{Program: prog, Interface: ifindex, Flags: link.XDPDriverMode})
-	if err == nil {
-		return l, "xdp", nil
+// a warning when the driver has no native XDP (XDPAuto), or in the mode
+// asked for. It must run in the interface's network namespace.
+func attachXDP(prog *ebpf.Program, ifname string, ifindex int, mode XDPMode) (io.Closer, string, error) {
+	var nerr error
+	if mode != XDPGeneric {
+		l, err := link.AttachXDP(link.XDPOptions{Program: prog, Interface: ifindex, Flags: link.XDPDriverMode})
+		if err == nil {
+			return l, "xdp", nil
+		}
+		if mode == XDPNative {
+			return nil, "", fmt.Errorf("attach native xdp to %s: %w", ifname, err)
+		}
+		nerr = err
 	}
-	nerr := err
-	l, err = link.AttachXDP(link.XDPOptions{Program: prog, Interface: ifindex, Flags: link.XDPGenericMode})
+	l, err := link.AttachXDP(link.XDPOptions{Program: prog, Interface: ifindex, Flags: link.XDPGenericMode})
 	if err != nil {
 		return nil, "", fmt.Errorf("attach xdp to %s: %w", ifname, errors.Join(nerr, err))
+	}
+	if mode == XDPGeneric {
+		return l, "xdp-generic", nil
 	}
 	slog.Warn("driver has no native XDP, using generic XDP (slower)", "interface", ifname, "native_error", nerr)
 	return l, "xdp-generic", nil

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -85,7 +87,7 @@ func Open(cfg Config) (_ *Capture, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("read capture programs: %w", err)
 	}
-	if c.maps, err = newMaps(spec, ncpu, c.cfg.RingSize); err != nil {
+	if c.maps, err = newMaps(spec, ncpu, c.cfg.RingSize, c.cfg.SharedRing); err != nil {
 		return nil, permission(err)
 	}
 	for cpu, m := range c.maps.ringMaps {
@@ -100,6 +102,16 @@ func Open(cfg Config) (_ *Capture, err error) {
 	}
 	c.clock.sample()
 	return c, nil
+}
+
+// pinToCPU binds the calling thread to cpu; a CPU that is possible but
+// offline leaves the thread unpinned, with a warning.
+func pinToCPU(cpu int) {
+	var set unix.CPUSet
+	set.Set(cpu)
+	if err := unix.SchedSetaffinity(0, &set); err != nil {
+		slog.Warn("cannot pin ring reader", "cpu", cpu, "error", err)
+	}
 }
 
 func permission(err error) error {
@@ -188,7 +200,7 @@ func (c *Capture) attachAll(spec *ebpf.CollectionSpec) error {
 				)
 				switch n {
 				case progXDP:
-					l, hook, err = attachXDP(progs[n], ifc.name, ifc.index)
+					l, hook, err = attachXDP(progs[n], ifc.name, ifc.index, c.cfg.XDPMode)
 				default:
 					l, hook, err = attachTC(progs[n], ifc.name, ifc.index, n == progTCIngress, c.cfg.ForceClsact)
 				}
@@ -320,10 +332,16 @@ func (c *Capture) Run(ctx context.Context, w PacketWriter) error {
 	batches := make(chan *ringbuf.Batch, batchesPerR*len(c.readers))
 	var stopping atomic.Bool
 	var readers sync.WaitGroup
-	for _, r := range c.readers {
+	for cpu, r := range c.readers {
 		readers.Add(1)
 		go func() {
 			defer readers.Done()
+			if c.cfg.PinReaders {
+				// The thread dies with the goroutine: the affinity
+				// does not leak to other goroutines.
+				runtime.LockOSThread()
+				pinToCPU(cpu)
+			}
 			c.readLoop(r, pool, batches, &stopping, cancel)
 		}()
 	}

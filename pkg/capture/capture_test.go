@@ -134,6 +134,9 @@ func TestEndToEnd(t *testing.T) {
 		clsact    bool
 		rcvrNoXDP bool
 		filter    string // accepts every frame; the filter path copies a window smaller than snaplen
+		xdpMode   capture.XDPMode
+		shared    bool
+		pin       bool
 	}{
 		{name: "xdp-in", hook: capture.HookXDP, dir: capture.DirIn, snaplen: 65535, format: pcapio.FormatPCAPNG, wantDir: pcapio.DirInbound},
 		{name: "xdp-in-snap100-pcap", hook: capture.HookXDP, dir: capture.DirIn, snaplen: 100, format: pcapio.FormatPCAP, wantDir: pcapio.DirUnknown},
@@ -143,6 +146,9 @@ func TestEndToEnd(t *testing.T) {
 		{name: "tc-in-clsact", hook: capture.HookTC, dir: capture.DirIn, snaplen: 65535, format: pcapio.FormatPCAPNG, wantDir: pcapio.DirInbound, clsact: true},
 		// Shorter than MACs + reinserted VLAN tag.
 		{name: "tc-in-snap14", hook: capture.HookTC, dir: capture.DirIn, snaplen: 14, format: pcapio.FormatPCAPNG, wantDir: pcapio.DirInbound},
+		{name: "xdp-generic-in", hook: capture.HookXDP, dir: capture.DirIn, snaplen: 65535, format: pcapio.FormatPCAPNG, wantDir: pcapio.DirInbound, xdpMode: capture.XDPGeneric},
+		{name: "xdp-in-shared-ring", hook: capture.HookXDP, dir: capture.DirIn, snaplen: 65535, format: pcapio.FormatPCAPNG, wantDir: pcapio.DirInbound, shared: true},
+		{name: "tc-out-pinned", hook: capture.HookTC, dir: capture.DirOut, onSender: true, snaplen: 65535, format: pcapio.FormatPCAPNG, wantDir: pcapio.DirOutbound, pin: true},
 		{name: "xdp-in-filtered", hook: capture.HookXDP, dir: capture.DirIn, snaplen: 65535, format: pcapio.FormatPCAPNG, wantDir: pcapio.DirInbound, filter: "ether[0] & 0 = 0 or len >= 0"},
 		{name: "tc-in-filtered", hook: capture.HookTC, dir: capture.DirIn, snaplen: 65535, format: pcapio.FormatPCAPNG, wantDir: pcapio.DirInbound, filter: "ether[0] & 0 = 0 or len >= 0"},
 	}
@@ -165,6 +171,7 @@ func TestEndToEnd(t *testing.T) {
 			st := mustCapture(t, capture.Config{
 				Interfaces: []string{host.Link}, Hook: tt.hook, Direction: tt.dir, SnapLen: tt.snaplen,
 				NetNS: host.NSPath, ForceClsact: tt.clsact, Filter: f,
+				XDPMode: tt.xdpMode, SharedRing: tt.shared, PinReaders: tt.pin,
 			}, tt.format, path, func() {
 				if err := trafficgen.SendRaw(pair.A, frames); err != nil {
 					t.Fatalf("send: %v", err)

@@ -43,6 +43,42 @@ func (h Hook) String() string {
 	return "auto"
 }
 
+// XDPMode selects how the XDP program is attached.
+type XDPMode int
+
+const (
+	// XDPAuto attaches in native (driver) mode, generic as fallback.
+	XDPAuto XDPMode = iota
+	// XDPNative attaches in native mode only.
+	XDPNative
+	// XDPGeneric attaches in generic (skb) mode, which every interface
+	// has and which costs an skb per frame.
+	XDPGeneric
+)
+
+// ParseXDPMode parses "auto", "native" or "generic".
+func ParseXDPMode(s string) (XDPMode, error) {
+	switch s {
+	case "auto", "":
+		return XDPAuto, nil
+	case "native":
+		return XDPNative, nil
+	case "generic":
+		return XDPGeneric, nil
+	}
+	return 0, fmt.Errorf("unknown xdp mode %q: use auto, native or generic", s)
+}
+
+func (m XDPMode) String() string {
+	switch m {
+	case XDPNative:
+		return "native"
+	case XDPGeneric:
+		return "generic"
+	}
+	return "auto"
+}
+
 // Direction selects which frames of an interface are captured.
 type Direction int
 
@@ -133,6 +169,15 @@ type Config struct {
 	// ForceClsact attaches TC programs with netlink clsact even when TCX
 	// is available (for kernels before 6.6 and for testing that path).
 	ForceClsact bool
+	// XDPMode: native, generic, or native with generic as fallback.
+	XDPMode XDPMode
+	// SharedRing: one ring (of RingSize bytes) for all CPUs and one
+	// reader, instead of a ring and a reader per CPU. Producers on
+	// different CPUs then contend for the ring's lock; see BENCHMARKS.md.
+	SharedRing bool
+	// PinReaders pins the reader of CPU n's ring to CPU n (per-CPU rings
+	// only), so that a ring's pages stay in that CPU's cache.
+	PinReaders bool
 }
 
 // Errors returned by Open and Run.
@@ -168,6 +213,15 @@ func (c *Config) withDefaults() (Config, error) {
 	}
 	if cfg.WakeupBytes <= 0 {
 		cfg.WakeupBytes = cfg.RingSize / 16
+	}
+	if cfg.WakeupBytes > cfg.RingSize {
+		return cfg, fmt.Errorf("wakeup threshold %d is larger than the ring (%d bytes)", cfg.WakeupBytes, cfg.RingSize)
+	}
+	if cfg.SharedRing && cfg.PinReaders {
+		return cfg, errors.New("a shared ring has one reader: pinning readers needs per-CPU rings")
+	}
+	if cfg.XDPMode != XDPAuto && cfg.Hook == HookTC {
+		return cfg, fmt.Errorf("xdp mode %s needs the XDP hook", cfg.XDPMode)
 	}
 	if cfg.FlushInterval <= 0 {
 		cfg.FlushInterval = DefaultFlushPeriod

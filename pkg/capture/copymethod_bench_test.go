@@ -46,7 +46,7 @@ func BenchmarkCopyMethod(b *testing.B) {
 					if err != nil {
 						b.Fatal(err)
 					}
-					maps, err := newMaps(spec, ncpu, 8<<20)
+					maps, err := newMaps(spec, ncpu, 8<<20, false)
 					if err != nil {
 						b.Fatal(err)
 					}

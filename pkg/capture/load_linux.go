@@ -34,7 +34,9 @@ func (m *maps) close() {
 	}
 }
 
-func newMaps(spec *ebpf.CollectionSpec, ncpu, ringSize int) (_ *maps, err error) {
+// newMaps creates the scratch, counter and ring maps. With shared, one ring
+// serves every CPU's slot of rt_rings.
+func newMaps(spec *ebpf.CollectionSpec, ncpu, ringSize int, shared bool) (_ *maps, err error) {
 	m := &maps{}
 	defer func() {
 		if err != nil {
@@ -57,11 +59,14 @@ func newMaps(spec *ebpf.CollectionSpec, ncpu, ringSize int) (_ *maps, err error)
 		return nil, fmt.Errorf("create ring array: %w", err)
 	}
 	for cpu := range ncpu {
-		r, err := ebpf.NewMap(&ebpf.MapSpec{Name: "rt_ring", Type: ebpf.RingBuf, MaxEntries: uint32(ringSize)})
-		if err != nil {
-			return nil, fmt.Errorf("create ring for cpu %d: %w", cpu, err)
+		if !shared || cpu == 0 {
+			r, err := ebpf.NewMap(&ebpf.MapSpec{Name: "rt_ring", Type: ebpf.RingBuf, MaxEntries: uint32(ringSize)})
+			if err != nil {
+				return nil, fmt.Errorf("create ring for cpu %d: %w", cpu, err)
+			}
+			m.ringMaps = append(m.ringMaps, r)
 		}
-		m.ringMaps = append(m.ringMaps, r)
+		r := m.ringMaps[len(m.ringMaps)-1]
 		if err := m.rings.Put(uint32(cpu), r); err != nil {
 			return nil, fmt.Errorf("insert ring for cpu %d: %w", cpu, err)
 		}

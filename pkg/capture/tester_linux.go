@@ -60,7 +60,7 @@ func NewTester(hook Hook, snaplen uint32, f *Filter, linkType uint16) (_ *Tester
 			t.Close()
 		}
 	}()
-	if t.maps, err = newMaps(spec, ncpu, MinRingSize); err != nil {
+	if t.maps, err = newMaps(spec, ncpu, MinRingSize, false); err != nil {
 		return nil, permission(err)
 	}
 	if err := t.SetFilter(f, linkType); err != nil {
