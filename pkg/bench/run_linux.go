@@ -36,6 +36,10 @@ type Config struct {
 	SnapLen   int
 	RingSize  int // ringtap --ring-size
 	BufferKiB int // tcpdump -B
+	// GenCPU pins the generator to this CPU (-1: let it float). Live
+	// frames are received on the sender's CPU, so the capture's kernel
+	// side runs there too and the capturer's user space gets the rest.
+	GenCPU int
 	// RingtapArgs are extra flags for ringtap capture (e.g. --cpuprofile).
 	RingtapArgs []string
 	Dir         string
@@ -156,11 +160,12 @@ func (r *Runner) frame(sc Scenario, p *testbed.Pair) []byte {
 }
 
 // generate sends n frames at rate from A.
-func generate(ctx context.Context, p *testbed.Pair, frame []byte, n, rate uint64) (trafficgen.Result, error) {
+func (r *Runner) generate(ctx context.Context, p *testbed.Pair, frame []byte, n, rate uint64) (trafficgen.Result, error) {
 	ls, err := trafficgen.NewLiveSender(p.A, frame)
 	if err != nil {
 		return trafficgen.Result{}, err
 	}
+	ls.CPU = r.cfg.GenCPU
 	defer ls.Close()
 	return ls.Run(ctx, n, rate)
 }
@@ -177,7 +182,7 @@ func (r *Runner) baseline(ctx context.Context, sc Scenario, p *testbed.Pair, fra
 		return 0, err
 	}
 	defer l.Close()
-	res, err := generate(ctx, p, frame, r.cfg.Packets, rate)
+	res, err := r.generate(ctx, p, frame, r.cfg.Packets, rate)
 	if err != nil {
 		return 0, err
 	}
@@ -258,7 +263,7 @@ func (r *Runner) once(ctx context.Context, sc Scenario, tool string, round int, 
 	if rssEvery > 0 {
 		samples = sampleRSS(cmd.Process.Pid, rssEvery, stopSampling)
 	}
-	gen, gerr := generate(ctx, p, frame, packets, rate)
+	gen, gerr := r.generate(ctx, p, frame, packets, rate)
 	close(stopSampling)
 	if samples != nil {
 		res.RSSMiB = <-samples

@@ -26,6 +26,10 @@ type LiveSender struct {
 	h     testbed.Host
 	frame []byte
 	prog  *ebpf.Program
+	// CPU, if >= 0, pins the sending thread to that CPU for the run (the
+	// thread's previous affinity is restored afterwards). Frames are then
+	// transmitted and received on that CPU, which makes runs comparable.
+	CPU int
 }
 
 // NewLiveSender loads the XDP_TX program for sending frame from h. The
@@ -49,7 +53,7 @@ func NewLiveSender(h testbed.Host, frame []byte) (*LiveSender, error) {
 	if err != nil {
 		return nil, fmt.Errorf("load xdp_tx program: %w", err)
 	}
-	return &LiveSender{h: h, frame: append([]byte(nil), frame...), prog: prog}, nil
+	return &LiveSender{h: h, frame: append([]byte(nil), frame...), prog: prog, CPU: -1}, nil
 }
 
 // xdpMD mirrors struct xdp_md, the context of an XDP test run.
@@ -109,6 +113,13 @@ func (s *LiveSender) Run(ctx context.Context, n, rate uint64) (Result, error) {
 			return err
 		}
 		defer restore()
+		if s.CPU >= 0 {
+			unpin, err := pinThread(s.CPU)
+			if err != nil {
+				return err
+			}
+			defer unpin()
+		}
 		start := time.Now()
 		defer func() { res.Duration = time.Since(start) }()
 		due := func(frames uint64) time.Duration { // when frames are due at rate
@@ -208,4 +219,18 @@ func (s *LiveSender) Close() error {
 	err := s.prog.Close()
 	s.prog = nil
 	return err
+}
+
+// pinThread binds the calling (locked) thread to cpu and returns a function
+// that restores its previous affinity.
+func pinThread(cpu int) (func(), error) {
+	var old, set unix.CPUSet
+	if err := unix.SchedGetaffinity(0, &old); err != nil {
+		return nil, fmt.Errorf("read cpu affinity: %w", err)
+	}
+	set.Set(cpu)
+	if err := unix.SchedSetaffinity(0, &set); err != nil {
+		return nil, fmt.Errorf("pin sender to cpu %d: %w", cpu, err)
+	}
+	return func() { _ = unix.SchedSetaffinity(0, &old) }, nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net"
+	"runtime"
 	"testing"
 	"time"
 
@@ -194,5 +195,30 @@ func TestXDPCounterClose(t *testing.T) {
 	}
 	if _, err := x.Packets(); err == nil {
 		t.Error("Packets after Close succeeded")
+	}
+}
+
+// A pinned sender sends from its CPU (the receiving XDP program counts per
+// CPU, and live frames are received on the sending CPU); a CPU that does
+// not exist is an error, not a silent unpinned run.
+func TestLiveSenderPinned(t *testing.T) {
+	_, xdp, s := livePair(t, AttachDrop, udpTo)
+	cpu := runtime.NumCPU() - 1
+	s.CPU = cpu
+	res, err := s.Run(context.Background(), 10_000, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, res.Sent, 2*time.Second, xdp.Packets)
+	var perCPU []uint64
+	if err := xdp.counter.Lookup(uint32(0), &perCPU); err != nil {
+		t.Fatal(err)
+	}
+	if perCPU[cpu] < res.Sent {
+		t.Errorf("CPU %d received %d of %d frames (per CPU: %v)", cpu, perCPU[cpu], res.Sent, perCPU)
+	}
+	s.CPU = 1 << 12
+	if _, err := s.Run(context.Background(), 1, 0); err == nil {
+		t.Error("pinning to CPU 4096 did not fail")
 	}
 }

@@ -33,7 +33,7 @@ func (c *XDPCounter) Packets() (uint64, error) { return 0, errNotLinux }
 func (c *XDPCounter) Close() error { return nil }
 
 // LiveSender sends frames with XDP live frames (Linux only).
-type LiveSender struct{}
+type LiveSender struct{ CPU int }
 
 // NewLiveSender needs Linux.
 func NewLiveSender(h testbed.Host, frame []byte) (*LiveSender, error) { return nil, errNotLinux }
