@@ -41,7 +41,7 @@ type report struct {
 func run() error {
 	var (
 		cfg       bench.Config
-		scenarios = flag.String("scenarios", "monitor,host-xdp,host-tc,reject", "comma-separated scenarios: monitor, host-xdp, host-tc, reject")
+		scenarios = flag.String("scenarios", "monitor,host-xdp,host-tc,reject,host-reject", "comma-separated scenarios: monitor, host-xdp, host-tc, reject, host-reject")
 		tools     = flag.String("tools", "ringtap,tcpdump", "tools to compare")
 		jsonPath  = flag.String("json", "", "write the full report here")
 		findMax   = flag.String("find-max", "", "bisect the zero-loss rate of each tool for this scenario (e.g. monitor)")

@@ -64,7 +64,7 @@ func parseCaptureFlags(args []string, stderr io.Writer) (*captureFlags, error) {
 	fs.BoolVar(&f.quiet, "q", false, "do not print the summary")
 	fs.StringVar(&f.cpuProfile, "cpuprofile", "", "write a Go CPU profile of the capture to this file (for performance work)")
 	fs.StringVar(&f.xdpMode, "xdp-mode", "auto", "auto (native, generic as fallback), native or generic")
-	fs.IntVar(&f.wakeupBytes, "wakeup-bytes", 0, "tuning: wake a ring's reader once this many bytes are queued (default ring size / 16)")
+	fs.IntVar(&f.wakeupBytes, "wakeup-bytes", 0, "tuning: wake a ring's reader once this many bytes are queued (default ring size / 4)")
 	fs.BoolVar(&f.sharedRing, "shared-ring", false, "tuning: one ring and one reader for all CPUs instead of one per CPU")
 	fs.BoolVar(&f.pinReaders, "pin-readers", false, "tuning: pin the reader of each CPU's ring to that CPU")
 	fs.Uint64Var(&f.demoPackets, "demo-packets", 1_000_000, "demo only: frames of the fast burst sent with BPF_PROG_RUN live frames")

@@ -25,6 +25,9 @@ var Scenarios = []Scenario{
 	{Name: "host-xdp", Hook: "xdp", Filter: "udp"},
 	{Name: "host-tc", Hook: "tc", Filter: "udp"},
 	{Name: "reject", Monitor: true, Hook: "xdp", Filter: "tcp port 9", Reject: true},
+	// host-reject: host traffic, nothing matches: what the hook alone
+	// (count, filter) costs the host path, against host-xdp.
+	{Name: "host-reject", Hook: "xdp", Filter: "tcp port 9", Reject: true},
 }
 
 // ParseScenarios picks scenarios by a comma-separated list of names.
@@ -42,7 +45,7 @@ func ParseScenarios(list string) ([]Scenario, error) {
 			}
 		}
 		if !found {
-			return nil, fmt.Errorf("unknown scenario %q: use monitor, host-xdp, host-tc or reject", name)
+			return nil, fmt.Errorf("unknown scenario %q: use monitor, host-xdp, host-tc, reject or host-reject", name)
 		}
 	}
 	return out, nil

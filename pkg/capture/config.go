@@ -152,7 +152,7 @@ type Config struct {
 	// RingSize is the size of each per-CPU ring in bytes, a power of two.
 	RingSize int
 	// WakeupBytes: the reader is woken when this much data is queued in a
-	// ring; below it, records wait for the flush timer. Default RingSize/16.
+	// ring; below it, records wait for the flush timer. Default RingSize/4.
 	WakeupBytes int
 	// FlushInterval bounds how long a record waits in an idle ring and in
 	// the writer's buffer.
@@ -212,7 +212,7 @@ func (c *Config) withDefaults() (Config, error) {
 		return cfg, fmt.Errorf("ring size %d invalid: use a power of two of at least %d bytes", cfg.RingSize, MinRingSize)
 	}
 	if cfg.WakeupBytes <= 0 {
-		cfg.WakeupBytes = cfg.RingSize / 16
+		cfg.WakeupBytes = cfg.RingSize / 4
 	}
 	if cfg.WakeupBytes > cfg.RingSize {
 		return cfg, fmt.Errorf("wakeup threshold %d is larger than the ring (%d bytes)", cfg.WakeupBytes, cfg.RingSize)
