@@ -48,14 +48,14 @@ type Config struct {
 
 // Result is one capture run.
 type Result struct {
-	Scenario    string  `json:"scenario"`
-	Tool        string  `json:"tool"`
-	Round       int     `json:"round"`
-	Rate        uint64  `json:"rate_pps_requested"`
-	Offered     uint64  `json:"offered"`
-	Captured    uint64  `json:"captured"`
-	LossPct     float64 `json:"loss_pct"`
-	GenPPS      float64 `json:"generator_pps"`
+	Scenario string  `json:"scenario"`
+	Tool     string  `json:"tool"`
+	Round    int     `json:"round"`
+	Rate     uint64  `json:"rate_pps_requested"`
+	Offered  uint64  `json:"offered"`
+	Captured uint64  `json:"captured"`
+	LossPct  float64 `json:"loss_pct"`
+	GenPPS   float64 `json:"generator_pps"`
 	// BasePPS is the mean of the baseline runs before and after the
 	// capture, which cancels a drift or an order effect between runs.
 	BasePPS     float64 `json:"baseline_generator_pps"`
