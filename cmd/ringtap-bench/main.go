@@ -58,6 +58,8 @@ func run() error {
 	flag.IntVar(&cfg.SnapLen, "snaplen", 128, "snapshot length for both tools")
 	flag.IntVar(&cfg.RingSize, "ring-size", 8<<20, "ringtap per-CPU ring size")
 	flag.IntVar(&cfg.BufferKiB, "B", 256<<10, "tcpdump -B buffer in KiB")
+	flag.StringVar(&cfg.ToolCPUs, "tool-cpus", "", `taskset CPU list for the capturing process ("": every CPU but -gen-cpu; "all": no pinning)`)
+	flag.IntVar(&cfg.Flows, "flows", 1, "vary the UDP source port over this many flows (1: one flow)")
 	flag.IntVar(&cfg.GenCPU, "gen-cpu", 0, "pin the generator (and so the kernel side of the capture) to this CPU; -1 lets it float")
 	flag.Func("variant", "a ringtap variant to run as a tool of its own, label=[bin=PATH] [env:K=V] [flags] (repeatable; list the label in -tools)", func(s string) error {
 		label, v, err := bench.ParseVariant(s)

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -40,6 +41,13 @@ type Config struct {
 	// frames are received on the sender's CPU, so the capture's kernel
 	// side runs there too and the capturer's user space gets the rest.
 	GenCPU int
+	// ToolCPUs is the taskset CPU list the capturing process runs on: ""
+	// means every CPU but GenCPU (so it never takes the generator's CPU,
+	// and softirq time there is not charged to it), "all" no pinning.
+	ToolCPUs string
+	// Flows > 1 varies the UDP source port over that many flows (40000,
+	// 40001, ...), round robin.
+	Flows int
 	// RingtapArgs are extra flags for ringtap capture (e.g. --cpuprofile).
 	RingtapArgs []string
 	Dir         string
@@ -171,6 +179,11 @@ func (r *Runner) generate(ctx context.Context, p *testbed.Pair, frame []byte, n,
 	}
 	ls.CPU = r.cfg.GenCPU
 	defer ls.Close()
+	if r.cfg.Flows > 1 {
+		if err := ls.SetFlows(r.cfg.Flows); err != nil {
+			return trafficgen.Result{}, err
+		}
+	}
 	return ls.Run(ctx, n, rate)
 }
 
@@ -274,6 +287,11 @@ func (r *Runner) once(ctx context.Context, sc Scenario, tool string, round int, 
 	default:
 		return res, fmt.Errorf("unknown tool %q", tool)
 	}
+	if cpus := r.toolCPUs(); cpus != "" {
+		pinned := exec.Command("taskset", append([]string{"-c", cpus}, cmd.Args...)...)
+		pinned.Env = cmd.Env
+		cmd = pinned
+	}
 	stderr, err := startAndWaitListening(cmd)
 	if err != nil {
 		return res, fmt.Errorf("start %s: %w", tool, err)
@@ -336,6 +354,27 @@ func (r *Runner) once(ctx context.Context, sc Scenario, tool string, round int, 
 	res.CPUNsPerPkt = res.CPUSeconds / float64(per) * 1e9
 	res.PeakRSSMiB = float64(ru.Maxrss) / 1024
 	return res, nil
+}
+
+// toolCPUs is the taskset list for the capturing process ("" for none).
+func (r *Runner) toolCPUs() string {
+	switch r.cfg.ToolCPUs {
+	case "all":
+		return ""
+	case "":
+		n := runtime.NumCPU()
+		if r.cfg.GenCPU < 0 || r.cfg.GenCPU >= n || n < 2 {
+			return ""
+		}
+		var cpus []string
+		for c := range n {
+			if c != r.cfg.GenCPU {
+				cpus = append(cpus, strconv.Itoa(c))
+			}
+		}
+		return strings.Join(cpus, ",")
+	}
+	return r.cfg.ToolCPUs
 }
 
 // genericXDP says whether ringtap args ask for generic XDP.

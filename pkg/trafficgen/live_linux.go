@@ -30,6 +30,8 @@ type LiveSender struct {
 	// thread's previous affinity is restored afterwards). Frames are then
 	// transmitted and received on that CPU, which makes runs comparable.
 	CPU int
+	// counter numbers the frames of a varied-flows program (SetFlows).
+	counter *ebpf.Map
 }
 
 // NewLiveSender loads the XDP_TX program for sending frame from h. The
@@ -211,8 +213,79 @@ func blockAsyncSignals() (func(), error) {
 	return func() { unix.PthreadSigmask(unix.SIG_SETMASK, &old, nil) }, nil
 }
 
+// SetFlows makes the sender vary the flow: frame i goes out with the UDP
+// source port base+i%flows, where base is the frame's own source port (and
+// the UDP checksum zeroed, which IPv4 allows). The frame must be an
+// untagged IPv4 UDP frame without IP options; flows 1 sends it unchanged.
+func (s *LiveSender) SetFlows(flows int) error {
+	if s.prog == nil {
+		return errors.New("live sender closed")
+	}
+	f := s.frame
+	if flows < 1 || flows > 1<<16 {
+		return fmt.Errorf("flows %d out of range: use 1 to 65536", flows)
+	}
+	if flows == 1 {
+		return nil
+	}
+	if len(f) < 42 || f[12] != 0x08 || f[13] != 0x00 || f[14] != 0x45 || f[23] != 17 {
+		return errors.New("varied flows need an untagged IPv4 UDP frame without IP options")
+	}
+	base := int(f[34])<<8 | int(f[35])
+	if base+flows > 1<<16 {
+		return fmt.Errorf("source port %d + %d flows passes 65535", base, flows)
+	}
+	counter, err := ebpf.NewMap(&ebpf.MapSpec{Name: "rt_tg_flows", Type: ebpf.PerCPUArray, KeySize: 4, ValueSize: 8, MaxEntries: 1})
+	if err != nil {
+		return fmt.Errorf("create flow counter: %w", err)
+	}
+	prog, err := ebpf.NewProgram(&ebpf.ProgramSpec{
+		Name:    "rt_tg_tx_flows",
+		Type:    ebpf.XDP,
+		License: "GPL",
+		Instructions: asm.Instructions{
+			asm.Mov.Reg(asm.R6, asm.R1), // ctx
+			asm.StoreImm(asm.R10, -4, 0, asm.Word),
+			asm.LoadMapPtr(asm.R1, counter.FD()),
+			asm.Mov.Reg(asm.R2, asm.R10),
+			asm.Add.Imm(asm.R2, -4),
+			asm.FnMapLookupElem.Call(),
+			asm.JEq.Imm(asm.R0, 0, "tx"),
+			asm.LoadMem(asm.R7, asm.R0, 0, asm.DWord),
+			asm.Add.Imm(asm.R7, 1),
+			asm.StoreMem(asm.R0, 0, asm.R7, asm.DWord),
+			asm.Mod.Imm(asm.R7, int32(flows)),
+			asm.Add.Imm(asm.R7, int32(base)),
+			asm.HostTo(asm.BE, asm.R7, asm.Half),
+			asm.LoadMem(asm.R2, asm.R6, 0, asm.Word), // data
+			asm.LoadMem(asm.R3, asm.R6, 4, asm.Word), // data_end
+			asm.Mov.Reg(asm.R4, asm.R2),
+			asm.Add.Imm(asm.R4, 42),
+			asm.JGT.Reg(asm.R4, asm.R3, "tx"),
+			asm.StoreMem(asm.R2, 34, asm.R7, asm.Half), // UDP source port
+			asm.StoreImm(asm.R2, 40, 0, asm.Half),      // UDP checksum: none
+			asm.Mov.Imm(asm.R0, xdpTX).WithSymbol("tx"),
+			asm.Return(),
+		},
+	})
+	if err != nil {
+		counter.Close()
+		return fmt.Errorf("load varied-flows xdp_tx program: %w", err)
+	}
+	s.prog.Close()
+	if s.counter != nil {
+		s.counter.Close()
+	}
+	s.prog, s.counter = prog, counter
+	return nil
+}
+
 // Close releases the program. It is idempotent.
 func (s *LiveSender) Close() error {
+	if s.counter != nil {
+		s.counter.Close()
+		s.counter = nil
+	}
 	if s.prog == nil {
 		return nil
 	}

@@ -222,3 +222,45 @@ func TestLiveSenderPinned(t *testing.T) {
 		t.Error("pinning to CPU 4096 did not fail")
 	}
 }
+
+// With varied flows the frames reach B's socket from flows source ports,
+// round robin, payload intact (checksum zeroed, which IPv4 UDP allows).
+func TestLiveSenderFlows(t *testing.T) {
+	var c *net.UDPConn
+	_, _, s := livePair(t, AttachPass, func(p *testbed.Pair) []byte {
+		c = listenUDP(t, p.B, p.B.IPv4)
+		return Must(BuildUDP4(FrameOpts{
+			SrcMAC: p.A.MAC, DstMAC: p.B.MAC, Src: p.A.IPv4, Dst: p.B.IPv4,
+			SrcPort: 4000, DstPort: uint16(c.LocalAddr().(*net.UDPAddr).Port), Payload: 5, Seed: 'a',
+		}))
+	})
+	const flows, n = 4, 20
+	if err := s.SetFlows(flows); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Run(context.Background(), n, 0); err != nil {
+		t.Fatal(err)
+	}
+	ports := map[int]int{}
+	buf := make([]byte, 2048)
+	for range n {
+		c.SetReadDeadline(time.Now().Add(time.Second))
+		m, from, err := c.ReadFromUDP(buf)
+		if err != nil {
+			t.Fatalf("after %d datagrams: %v", len(ports), err)
+		}
+		if string(buf[:m]) != "abcde" {
+			t.Errorf("payload %q from %v", buf[:m], from)
+		}
+		ports[from.Port]++
+	}
+	want := map[int]int{4000: n / flows, 4001: n / flows, 4002: n / flows, 4003: n / flows}
+	if diff := cmp.Diff(want, ports); diff != "" {
+		t.Errorf("datagrams per source port (-want +got):\n%s", diff)
+	}
+	for _, bad := range []int{0, 1 << 17, 62000} {
+		if err := s.SetFlows(bad); err == nil {
+			t.Errorf("SetFlows(%d) accepted", bad)
+		}
+	}
+}

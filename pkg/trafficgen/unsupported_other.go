@@ -45,3 +45,6 @@ func (s *LiveSender) Run(ctx context.Context, n, rate uint64) (Result, error) {
 
 // Close does nothing outside Linux.
 func (s *LiveSender) Close() error { return nil }
+
+// SetFlows needs Linux.
+func (s *LiveSender) SetFlows(flows int) error { return errNotLinux }
