@@ -116,9 +116,9 @@ static __always_inline __u64 rt_wake(void *ring, __u32 cap_len)
  * smallest of these classes that holds cap_len bytes: steps of 64 bytes up
  * to 512, of 128 up to 1536 (a full Ethernet frame), then 2048 ... 9216
  * (jumbo) ... RT_WINDOW. The padding after cap_len is ring space only; user
- * space reads cap_len from the header. RT_CLASS expands to one class: reserve,
- * FILL(data, n, size) loads the frame (0 on success), header, submit. */
-#define RT_CLASS(sz, FILL)                                                     \
+ * space reads cap_len from the header. RT_CLASS expands to one class of
+ * rt_capture: reserve, load the frame, header, submit. */
+#define RT_CLASS(sz)                                                           \
 	if (cap_len <= (sz)) {                                                 \
 		struct {                                                       \
 			struct rt_record hdr;                                  \
@@ -127,7 +127,7 @@ static __always_inline __u64 rt_wake(void *ring, __u32 cap_len)
 		__u32 n = rt_bound(cap_len, sz);                               \
 		if (!r)                                                        \
 			goto full;                                             \
-		if (FILL(r->data, n, sz)) {                                    \
+		if (rt_fill(ctx, xdp, vlan, r->data, n, sz)) {                 \
 			bpf_ringbuf_discard(r, BPF_RB_NO_WAKEUP);              \
 			goto full;                                             \
 		}                                                              \
@@ -138,77 +138,33 @@ static __always_inline __u64 rt_wake(void *ring, __u32 cap_len)
 		goto done;                                                     \
 	}
 
-#define RT_CLASSES(FILL)                                                       \
+#define RT_CLASSES                                                             \
 	if (cap_len <= 512) {                                                  \
-		RT_CLASS(64, FILL)                                             \
-		RT_CLASS(128, FILL)                                            \
-		RT_CLASS(192, FILL)                                            \
-		RT_CLASS(256, FILL)                                            \
-		RT_CLASS(320, FILL)                                            \
-		RT_CLASS(384, FILL)                                            \
-		RT_CLASS(448, FILL)                                            \
-		RT_CLASS(512, FILL)                                            \
+		RT_CLASS(64)                                                   \
+		RT_CLASS(128)                                                  \
+		RT_CLASS(192)                                                  \
+		RT_CLASS(256)                                                  \
+		RT_CLASS(320)                                                  \
+		RT_CLASS(384)                                                  \
+		RT_CLASS(448)                                                  \
+		RT_CLASS(512)                                                  \
 	} else if (cap_len <= 1536) {                                          \
-		RT_CLASS(640, FILL)                                            \
-		RT_CLASS(768, FILL)                                            \
-		RT_CLASS(896, FILL)                                            \
-		RT_CLASS(1024, FILL)                                           \
-		RT_CLASS(1152, FILL)                                           \
-		RT_CLASS(1280, FILL)                                           \
-		RT_CLASS(1408, FILL)                                           \
-		RT_CLASS(1536, FILL)                                           \
+		RT_CLASS(640)                                                  \
+		RT_CLASS(768)                                                  \
+		RT_CLASS(896)                                                  \
+		RT_CLASS(1024)                                                 \
+		RT_CLASS(1152)                                                 \
+		RT_CLASS(1280)                                                 \
+		RT_CLASS(1408)                                                 \
+		RT_CLASS(1536)                                                 \
 	} else {                                                               \
-		RT_CLASS(2048, FILL)                                           \
-		RT_CLASS(4096, FILL)                                           \
-		RT_CLASS(9216, FILL)                                           \
-		RT_CLASS(16384, FILL)                                          \
-		RT_CLASS(32768, FILL)                                          \
-		RT_CLASS(RT_WINDOW, FILL)                                      \
+		RT_CLASS(2048)                                                 \
+		RT_CLASS(4096)                                                 \
+		RT_CLASS(9216)                                                 \
+		RT_CLASS(16384)                                                \
+		RT_CLASS(32768)                                                \
+		RT_CLASS(RT_WINDOW)                                            \
 	}
-
-SEC("xdp.frags")
-int rt_xdp(struct xdp_md *ctx)
-{
-	__u32 cpu = bpf_get_smp_processor_id();
-	__u32 verdict = rt_monitor ? XDP_DROP : XDP_PASS;
-	__u32 dir = RT_DIR_IN, ifindex = ctx->ingress_ifindex;
-	__u32 wire_len, cap_len, have;
-	struct rt_counters *c;
-	struct rt_scratch *s;
-	__u8 flags = 0;
-	__u64 wake;
-	void *ring;
-
-	c = rt_counters_for(RT_DIR_IN);
-	if (!c)
-		return verdict;
-	c->seen++;
-	wire_len = bpf_xdp_get_buff_len(ctx);
-	if (rt_filtered) {
-		s = bpf_map_lookup_elem(&rt_scratch_map, &cpu);
-		if (!s)
-			return verdict;
-		have = wire_len < rt_window ? wire_len : rt_window;
-		have = rt_bound(have, RT_WINDOW);
-		if (bpf_xdp_load_bytes(ctx, 0, s->data, have))
-			return verdict;
-		if (!rt_filter(s->data, have, wire_len))
-			return verdict;
-	}
-	c->matched++;
-
-	cap_len = wire_len < rt_snaplen ? wire_len : rt_snaplen;
-	ring = bpf_map_lookup_elem(&rt_rings, &cpu);
-	if (!ring)
-		goto full;
-	wake = rt_wake(ring, cap_len);
-#define RT_FILL_XDP(d, n, sz) bpf_xdp_load_bytes(ctx, 0, d, n)
-	RT_CLASSES(RT_FILL_XDP)
-full:
-	c->dropped++;
-done:
-	return verdict;
-}
 
 /* rt_fill_skb loads n bytes of the frame into d (room for sz >= 64 bytes),
  * putting an offloaded VLAN tag back after the MAC addresses so the frame
@@ -229,17 +185,72 @@ static __always_inline int rt_fill_skb(struct __sk_buff *skb, __u8 *d, __u32 n, 
 	return bpf_skb_load_bytes(skb, 2 * ETH_ALEN, d + 2 * ETH_ALEN + 4, rest);
 }
 
+/* rt_fill loads n bytes of the frame into d (room for sz >= 64 bytes):
+ * xdp is a constant of the inlined caller. */
+static __always_inline int rt_fill(void *ctx, int xdp, int vlan, __u8 *d, __u32 n, __u32 sz)
+{
+	if (xdp)
+		return bpf_xdp_load_bytes(ctx, 0, d, n);
+	return rt_fill_skb(ctx, d, n, sz, vlan);
+}
+
+/* rt_capture counts a matched frame and writes it to this CPU's ring. */
+static __always_inline void rt_capture(void *ctx, int xdp, struct rt_counters *c, __u32 wire_len,
+				       __u32 ifindex, __u32 dir, __u32 cpu, __u8 flags, int vlan)
+{
+	__u32 cap_len = wire_len < rt_snaplen ? wire_len : rt_snaplen;
+	__u64 wake;
+	void *ring;
+
+	c->matched++;
+	ring = bpf_map_lookup_elem(&rt_rings, &cpu);
+	if (!ring)
+		goto full;
+	wake = rt_wake(ring, cap_len);
+	RT_CLASSES
+full:
+	c->dropped++;
+done:
+	return;
+}
+
+SEC("xdp.frags")
+int rt_xdp(struct xdp_md *ctx)
+{
+	__u32 cpu = bpf_get_smp_processor_id();
+	__u32 verdict = rt_monitor ? XDP_DROP : XDP_PASS;
+	struct rt_counters *c;
+	struct rt_scratch *s;
+	__u32 wire_len, have;
+
+	c = rt_counters_for(RT_DIR_IN);
+	if (!c)
+		return verdict;
+	c->seen++;
+	wire_len = bpf_xdp_get_buff_len(ctx);
+	if (rt_filtered) {
+		s = bpf_map_lookup_elem(&rt_scratch_map, &cpu);
+		if (!s)
+			return verdict;
+		have = wire_len < rt_window ? wire_len : rt_window;
+		have = rt_bound(have, RT_WINDOW);
+		if (bpf_xdp_load_bytes(ctx, 0, s->data, have))
+			return verdict;
+		if (!rt_filter(s->data, have, wire_len))
+			return verdict;
+	}
+	rt_capture(ctx, 1, c, wire_len, ctx->ingress_ifindex, RT_DIR_IN, cpu, 0, 0);
+	return verdict;
+}
+
 static __always_inline int rt_tc(struct __sk_buff *skb, __u32 dir)
 {
 	__u32 cpu = bpf_get_smp_processor_id();
-	__u32 ifindex = skb->ifindex;
-	__u32 wire_len, cap_len, have, rest;
+	__u32 wire_len, have, rest;
 	struct rt_counters *c;
 	struct rt_scratch *s;
 	__u8 flags = 0;
 	int vlan = 0;
-	__u64 wake;
-	void *ring;
 
 	c = rt_counters_for(dir);
 	if (!c)
@@ -279,18 +290,7 @@ static __always_inline int rt_tc(struct __sk_buff *skb, __u32 dir)
 		if (!rt_filter(s->data, have, wire_len))
 			return TC_ACT_UNSPEC;
 	}
-	c->matched++;
-
-	cap_len = wire_len < rt_snaplen ? wire_len : rt_snaplen;
-	ring = bpf_map_lookup_elem(&rt_rings, &cpu);
-	if (!ring)
-		goto full;
-	wake = rt_wake(ring, cap_len);
-#define RT_FILL_SKB(d, n, sz) rt_fill_skb(skb, d, n, sz, vlan)
-	RT_CLASSES(RT_FILL_SKB)
-full:
-	c->dropped++;
-done:
+	rt_capture(skb, 0, c, wire_len, skb->ifindex, dir, cpu, flags, vlan);
 	return TC_ACT_UNSPEC;
 }
 

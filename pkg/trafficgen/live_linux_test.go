@@ -38,6 +38,19 @@ func livePair(t *testing.T, attach func(testbed.Host) (*XDPCounter, error), fram
 	return p, xdp, s
 }
 
+// toSocket is a frame builder for livePair: it opens a UDP socket at B,
+// stores it in *c and addresses the frame to it (source port 4000,
+// payload "abcde").
+func toSocket(t *testing.T, c **net.UDPConn) func(*testbed.Pair) []byte {
+	return func(p *testbed.Pair) []byte {
+		*c = listenUDP(t, p.B, p.B.IPv4)
+		return Must(BuildUDP4(FrameOpts{
+			SrcMAC: p.A.MAC, DstMAC: p.B.MAC, Src: p.A.IPv4, Dst: p.B.IPv4,
+			SrcPort: 4000, DstPort: uint16((*c).LocalAddr().(*net.UDPAddr).Port), Payload: 5, Seed: 'a',
+		}))
+	}
+}
+
 func udpTo(p *testbed.Pair) []byte {
 	return Must(BuildUDP4(FrameOpts{SrcMAC: p.A.MAC, DstMAC: p.B.MAC, Src: p.A.IPv4, Dst: p.B.IPv4, Size: 64}))
 }
@@ -143,13 +156,7 @@ func TestLiveSenderStopsOnContext(t *testing.T) {
 // receives them: the frame's checksums survive the kernel's checks.
 func TestLiveSenderToSocket(t *testing.T) {
 	var c *net.UDPConn
-	_, xdp, s := livePair(t, AttachPass, func(p *testbed.Pair) []byte {
-		c = listenUDP(t, p.B, p.B.IPv4)
-		return Must(BuildUDP4(FrameOpts{
-			SrcMAC: p.A.MAC, DstMAC: p.B.MAC, Src: p.A.IPv4, Dst: p.B.IPv4,
-			SrcPort: 4000, DstPort: uint16(c.LocalAddr().(*net.UDPAddr).Port), Payload: 5, Seed: 'a',
-		}))
-	})
+	_, xdp, s := livePair(t, AttachPass, toSocket(t, &c))
 	const n = 20
 	if _, err := s.Run(context.Background(), n, 0); err != nil {
 		t.Fatal(err)
@@ -227,13 +234,7 @@ func TestLiveSenderPinned(t *testing.T) {
 // round robin, payload intact (checksum zeroed, which IPv4 UDP allows).
 func TestLiveSenderFlows(t *testing.T) {
 	var c *net.UDPConn
-	_, _, s := livePair(t, AttachPass, func(p *testbed.Pair) []byte {
-		c = listenUDP(t, p.B, p.B.IPv4)
-		return Must(BuildUDP4(FrameOpts{
-			SrcMAC: p.A.MAC, DstMAC: p.B.MAC, Src: p.A.IPv4, Dst: p.B.IPv4,
-			SrcPort: 4000, DstPort: uint16(c.LocalAddr().(*net.UDPAddr).Port), Payload: 5, Seed: 'a',
-		}))
-	})
+	_, _, s := livePair(t, AttachPass, toSocket(t, &c))
 	const flows, n = 4, 20
 	if err := s.SetFlows(flows); err != nil {
 		t.Fatal(err)
