@@ -247,6 +247,7 @@ func TestUserErrors(t *testing.T) {
 		{"unknown command", []string{"frobnicate"}, "unknown command"},
 		{"xdp mode", []string{"capture", "-i", "lo", "--xdp-mode", "turbo", "-w", filepath.Join(dir, "e")}, "unknown xdp mode"},
 		{"xdp mode on tc", []string{"capture", "-i", "lo", "--hook", "tc", "--xdp-mode", "generic", "-w", filepath.Join(dir, "f")}, "needs the XDP hook"},
+		{"xdp mode on auto tc", []string{"capture", "-i", "lo", "--direction", "out", "--xdp-mode", "native", "-w", filepath.Join(dir, "f2")}, "needs the XDP hook"},
 		{"pinned shared ring", []string{"capture", "-i", "lo", "--shared-ring", "--pin-readers", "-w", filepath.Join(dir, "g")}, "pinning readers needs per-CPU rings"},
 		{"wakeup beyond ring", []string{"capture", "-i", "lo", "--ring-size", "65536", "--wakeup-bytes", "131072", "-w", filepath.Join(dir, "h")}, "larger than the ring"},
 	}

@@ -220,9 +220,6 @@ func (c *Config) withDefaults() (Config, error) {
 	if cfg.SharedRing && cfg.PinReaders {
 		return cfg, errors.New("a shared ring has one reader: pinning readers needs per-CPU rings")
 	}
-	if cfg.XDPMode != XDPAuto && cfg.Hook == HookTC {
-		return cfg, fmt.Errorf("xdp mode %s needs the XDP hook", cfg.XDPMode)
-	}
 	if cfg.FlushInterval <= 0 {
 		cfg.FlushInterval = DefaultFlushPeriod
 	}
@@ -231,6 +228,9 @@ func (c *Config) withDefaults() (Config, error) {
 		if cfg.Direction != DirIn {
 			cfg.Hook = HookTC
 		}
+	}
+	if cfg.XDPMode != XDPAuto && cfg.Hook == HookTC {
+		return cfg, fmt.Errorf("xdp mode %s needs the XDP hook", cfg.XDPMode)
 	}
 	if cfg.Hook == HookXDP && cfg.Direction != DirIn {
 		return cfg, fmt.Errorf("direction %s needs --hook tc: XDP sees received frames only", cfg.Direction)
