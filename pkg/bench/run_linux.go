@@ -42,8 +42,8 @@ type Config struct {
 	// side runs there too and the capturer's user space gets the rest.
 	GenCPU int
 	// ToolCPUs is the taskset CPU list the capturing process runs on: ""
-	// means every CPU but GenCPU (so it never takes the generator's CPU,
-	// and softirq time there is not charged to it), "all" no pinning.
+	// means every CPU but GenCPU (so that it never takes the generator's
+	// CPU and every run places it alike), "all" no pinning.
 	ToolCPUs string
 	// Flows > 1 varies the UDP source port over that many flows (40000,
 	// 40001, ...), round robin.
