@@ -166,7 +166,7 @@ static __always_inline __u64 rt_wake(void *ring, __u32 cap_len)
 		RT_CLASS(RT_WINDOW)                                            \
 	}
 
-/* rt_fill_skb loads n bytes of the frame into d (room for sz >= 64 bytes),
+/* rt_fill_skb loads n bytes of the frame into d (room for sz >= 16 bytes),
  * putting an offloaded VLAN tag back after the MAC addresses so the frame
  * reads as on the wire. */
 static __always_inline int rt_fill_skb(struct __sk_buff *skb, __u8 *d, __u32 n, __u32 sz, int vlan)
@@ -185,13 +185,36 @@ static __always_inline int rt_fill_skb(struct __sk_buff *skb, __u8 *d, __u32 n, 
 	return bpf_skb_load_bytes(skb, 2 * ETH_ALEN, d + 2 * ETH_ALEN + 4, rest);
 }
 
-/* rt_fill loads n bytes of the frame into d (room for sz >= 64 bytes):
+/* rt_fill loads n bytes of the frame into d (room for sz >= 16 bytes):
  * xdp is a constant of the inlined caller. */
 static __always_inline int rt_fill(void *ctx, int xdp, int vlan, __u8 *d, __u32 n, __u32 sz)
 {
 	if (xdp)
 		return bpf_xdp_load_bytes(ctx, 0, d, n);
 	return rt_fill_skb(ctx, d, n, sz, vlan);
+}
+
+/* rt_match says whether the filter accepts the frame: it runs on a copy of
+ * the bytes the filter may read (at least MACs + tag when a VLAN tag is put
+ * back) in this CPU's scratch buffer. Without a filter every frame matches
+ * and nothing is copied. */
+static __always_inline int rt_match(void *ctx, int xdp, int vlan, __u32 cpu, __u32 wire_len)
+{
+	struct rt_scratch *s;
+	__u32 have;
+
+	if (!rt_filtered)
+		return 1;
+	s = bpf_map_lookup_elem(&rt_scratch_map, &cpu);
+	if (!s)
+		return 0;
+	have = wire_len < rt_window ? wire_len : rt_window;
+	if (vlan && have < 2 * ETH_ALEN + 4)
+		have = 2 * ETH_ALEN + 4; /* wire_len >= 16 with a tag */
+	have = rt_bound(have, RT_WINDOW);
+	if (rt_fill(ctx, xdp, vlan, s->data, have, RT_WINDOW + RT_SLACK))
+		return 0;
+	return rt_filter(s->data, have, wire_len);
 }
 
 /* rt_capture counts a matched frame and writes it to this CPU's ring. */
@@ -220,35 +243,23 @@ int rt_xdp(struct xdp_md *ctx)
 	__u32 cpu = bpf_get_smp_processor_id();
 	__u32 verdict = rt_monitor ? XDP_DROP : XDP_PASS;
 	struct rt_counters *c;
-	struct rt_scratch *s;
-	__u32 wire_len, have;
+	__u32 wire_len;
 
 	c = rt_counters_for(RT_DIR_IN);
 	if (!c)
 		return verdict;
 	c->seen++;
 	wire_len = bpf_xdp_get_buff_len(ctx);
-	if (rt_filtered) {
-		s = bpf_map_lookup_elem(&rt_scratch_map, &cpu);
-		if (!s)
-			return verdict;
-		have = wire_len < rt_window ? wire_len : rt_window;
-		have = rt_bound(have, RT_WINDOW);
-		if (bpf_xdp_load_bytes(ctx, 0, s->data, have))
-			return verdict;
-		if (!rt_filter(s->data, have, wire_len))
-			return verdict;
-	}
-	rt_capture(ctx, 1, c, wire_len, ctx->ingress_ifindex, RT_DIR_IN, cpu, 0, 0);
+	if (rt_match(ctx, 1, 0, cpu, wire_len))
+		rt_capture(ctx, 1, c, wire_len, ctx->ingress_ifindex, RT_DIR_IN, cpu, 0, 0);
 	return verdict;
 }
 
 static __always_inline int rt_tc(struct __sk_buff *skb, __u32 dir)
 {
 	__u32 cpu = bpf_get_smp_processor_id();
-	__u32 wire_len, have, rest;
 	struct rt_counters *c;
-	struct rt_scratch *s;
+	__u32 wire_len;
 	__u8 flags = 0;
 	int vlan = 0;
 
@@ -263,34 +274,8 @@ static __always_inline int rt_tc(struct __sk_buff *skb, __u32 dir)
 		vlan = 1;
 		flags = RT_F_VLAN_REINSERTED;
 	}
-	if (rt_filtered) {
-		s = bpf_map_lookup_elem(&rt_scratch_map, &cpu);
-		if (!s)
-			return TC_ACT_UNSPEC;
-		have = wire_len < rt_window ? wire_len : rt_window;
-		if (vlan && have < 2 * ETH_ALEN + 4)
-			have = 2 * ETH_ALEN + 4; /* wire_len >= 16: MACs + tag */
-		have = rt_bound(have, RT_WINDOW);
-		if (vlan) {
-			if (have < 2 * ETH_ALEN + 4)
-				return TC_ACT_UNSPEC;
-			if (bpf_skb_load_bytes(skb, 0, s->data, 2 * ETH_ALEN))
-				return TC_ACT_UNSPEC;
-			*(__be16 *)&s->data[12] = (__be16)skb->vlan_proto;
-			*(__be16 *)&s->data[14] = bpf_htons((__u16)skb->vlan_tci);
-			rest = have - (2 * ETH_ALEN + 4);
-			if (rest > 0) {
-				rest = rt_bound(rest, RT_WINDOW);
-				if (bpf_skb_load_bytes(skb, 2 * ETH_ALEN, &s->data[16], rest))
-					return TC_ACT_UNSPEC;
-			}
-		} else if (bpf_skb_load_bytes(skb, 0, s->data, have)) {
-			return TC_ACT_UNSPEC;
-		}
-		if (!rt_filter(s->data, have, wire_len))
-			return TC_ACT_UNSPEC;
-	}
-	rt_capture(skb, 0, c, wire_len, skb->ifindex, dir, cpu, flags, vlan);
+	if (rt_match(skb, 0, vlan, cpu, wire_len))
+		rt_capture(skb, 0, c, wire_len, skb->ifindex, dir, cpu, flags, vlan);
 	return TC_ACT_UNSPEC;
 }
 
