@@ -288,13 +288,11 @@ func (c *Capture) Stats() (Stats, error) {
 	for slot, ifc := range c.ifaces {
 		is := InterfaceStats{Name: ifc.name, Index: ifc.index}
 		for dir, dst := range []*Counters{&is.In, &is.Out} {
-			var per []gen.CaptureRtCounters
-			if err := c.maps.counters.Lookup(uint32(slot*2+dir), &per); err != nil {
-				return st, fmt.Errorf("read counters: %w", err)
+			sum, err := c.maps.slotCounters(uint32(slot*2 + dir))
+			if err != nil {
+				return st, err
 			}
-			for _, p := range per {
-				dst.add(Counters{Seen: p.Seen, Matched: p.Matched, Captured: p.Captured, Bytes: p.Bytes, Dropped: p.Dropped})
-			}
+			*dst = sum
 		}
 		st.Interfaces = append(st.Interfaces, is)
 	}

@@ -6,6 +6,8 @@ import (
 	"strings"
 
 	"github.com/cilium/ebpf"
+
+	"github.com/ringtap/ringtap/gen"
 )
 
 // Program names in gen/.
@@ -72,6 +74,19 @@ func newMaps(spec *ebpf.CollectionSpec, ncpu, ringSize int, shared bool) (_ *map
 		}
 	}
 	return m, nil
+}
+
+// slotCounters sums the per-CPU counters of one slot (interface*2 + direction).
+func (m *maps) slotCounters(slot uint32) (Counters, error) {
+	var per []gen.CaptureRtCounters
+	if err := m.counters.Lookup(slot, &per); err != nil {
+		return Counters{}, fmt.Errorf("read counters: %w", err)
+	}
+	var sum Counters
+	for _, p := range per {
+		sum.add(Counters{Seen: p.Seen, Matched: p.Matched, Captured: p.Captured, Bytes: p.Bytes, Dropped: p.Dropped})
+	}
+	return sum, nil
 }
 
 // progParams are the load-time constants of one interface's programs.

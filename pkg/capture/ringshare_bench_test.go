@@ -102,16 +102,12 @@ func BenchmarkRingSharing(b *testing.B) {
 					}
 				}
 			}
-			var per []gen.CaptureRtCounters
-			if err := m.counters.Lookup(uint32(0), &per); err != nil {
+			sum, err := m.slotCounters(0)
+			if err != nil {
 				b.Fatal(err)
 			}
-			var dropped uint64
-			for _, p := range per {
-				dropped += p.Dropped
-			}
 			b.ReportMetric(total/float64(b.N), "ns/pkt")
-			b.ReportMetric(float64(dropped), "dropped")
+			b.ReportMetric(float64(sum.Dropped), "dropped")
 		})
 	}
 }

@@ -100,16 +100,12 @@ func (t *Tester) Match(frame []byte) (bool, error) {
 		}
 		return false, fmt.Errorf("run filter: %w", err)
 	}
-	var per []gen.CaptureRtCounters
-	if err := t.maps.counters.Lookup(uint32(0), &per); err != nil {
-		return false, fmt.Errorf("read counters: %w", err)
+	sum, err := t.maps.slotCounters(0)
+	if err != nil {
+		return false, err
 	}
-	var matched uint64
-	for _, p := range per {
-		matched += p.Matched
-	}
-	hit := matched != t.matched
-	t.matched = matched
+	hit := sum.Matched != t.matched
+	t.matched = sum.Matched
 	return hit, nil
 }
 
