@@ -1,8 +1,10 @@
 // Package capture runs one packet capture: it loads ringtap's XDP/TC
 // programs (gen/) with a filter spliced in, creates one BPF ring buffer per
-// CPU, attaches to one or more interfaces, drains the rings with one reader
-// goroutine per CPU, and hands packets to a PacketWriter from one writer
-// goroutine.
+// CPU (or one for all, Config.SharedRing), attaches to one or more
+// interfaces, drains the rings with one reader goroutine per ring, and hands
+// packets to a PacketWriter from one writer goroutine. A matching frame is
+// loaded once, straight into a ring record of the smallest size class that
+// holds its snapshot.
 //
 // Promises:
 //   - Nothing is pinned. Programs are attached with bpf_link (XDP, TCX), so
