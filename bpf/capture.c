@@ -23,7 +23,7 @@ volatile const __u32 rt_window = 65535;       /* bytes the filter may read (copi
 volatile const __u8 rt_filtered = 0;          /* a filter is spliced into rt_filter */
 volatile const __u32 rt_slot = 0;             /* this interface's index in the capture */
 volatile const __u32 rt_wakeup_bytes = 65536; /* wake the reader once this much is queued */
-volatile const __u8 rt_monitor = 0;           /* XDP: drop after capture (SPAN/TAP ports) */
+volatile const __u8 rt_monitor = 0;           /* drop received frames after capture (SPAN/TAP ports) */
 
 /* Per-CPU scratch: one entry per possible CPU (value too large for a
  * PERCPU_ARRAY). Programs run with migration disabled, so index = CPU. */
@@ -71,14 +71,18 @@ static __noinline __u32 rt_filter(const __u8 *pkt, __u32 have, __u32 wire_len)
 }
 
 /* rt_bound clamps v to [1, max] in a way the verifier can follow whatever
- * clang does with the surrounding code. */
+ * clang does with the surrounding code. The compares are 32-bit (w
+ * registers): a helper's size argument reaches it as a 32-bit move, which
+ * takes the subregister's bounds, and verifiers before 6.7 do not carry
+ * bounds learnt from a 64-bit compare into the subregister (6.1 rejected
+ * the size as possibly 0). */
 #define rt_bound(v, max)                                                       \
 	({                                                                     \
 		__u32 __v = (v);                                               \
 		asm volatile("if %0 <= %1 goto +1; %0 = %1;"                   \
-			     : "+r"(__v)                                       \
+			     : "+w"(__v)                                       \
 			     : "i"(max));                                      \
-		asm volatile("if %0 > 0 goto +1; %0 = 1;" : "+r"(__v));        \
+		asm volatile("if %0 > 0 goto +1; %0 = 1;" : "+w"(__v));        \
 		__v;                                                           \
 	})
 
@@ -276,7 +280,8 @@ static __always_inline int rt_tc(struct __sk_buff *skb, __u32 dir)
 	}
 	if (rt_match(skb, 0, vlan, cpu, wire_len))
 		rt_capture(skb, 0, c, wire_len, skb->ifindex, dir, cpu, flags, vlan);
-	return TC_ACT_UNSPEC;
+	/* --monitor-port on a kernel without XDP support: drop at ingress. */
+	return rt_monitor && dir == RT_DIR_IN ? TC_ACT_SHOT : TC_ACT_UNSPEC;
 }
 
 SEC("tc")

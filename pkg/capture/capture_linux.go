@@ -71,6 +71,13 @@ func Open(cfg Config) (_ *Capture, err error) {
 	if missing, cerr := caps.MissingForCapture(); cerr == nil && len(missing) > 0 {
 		return nil, fmt.Errorf("%w: capturing needs %s (run as root or grant them with setcap)", ErrPermission, strings.Join(missing, " and "))
 	}
+	k, err := ProbeKernel()
+	if err != nil {
+		return nil, permission(err)
+	}
+	if err := requireKernel(k, &c.cfg, cfg.Hook == HookAuto); err != nil {
+		return nil, err
+	}
 	defer func() {
 		if err != nil {
 			c.Close()
@@ -112,13 +119,6 @@ func pinToCPU(cpu int) {
 	if err := unix.SchedSetaffinity(0, &set); err != nil {
 		slog.Warn("cannot pin ring reader", "cpu", cpu, "error", err)
 	}
-}
-
-func permission(err error) error {
-	if errors.Is(err, unix.EPERM) || errors.Is(err, unix.EACCES) {
-		return fmt.Errorf("%w: %w (need CAP_BPF and CAP_NET_ADMIN)", ErrPermission, err)
-	}
-	return err
 }
 
 func (c *Capture) resolveInterfaces() error {

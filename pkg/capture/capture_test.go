@@ -8,6 +8,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -420,7 +421,7 @@ func TestOpenErrors(t *testing.T) {
 		{"snaplen", capture.Config{Interfaces: []string{pair.B.Link}, SnapLen: 70000}, "snaplen 70000 out of range"},
 		{"ring size", capture.Config{Interfaces: []string{pair.B.Link}, RingSize: 1000}, "ring size 1000 invalid"},
 		{"xdp out", capture.Config{Interfaces: []string{pair.B.Link}, Hook: capture.HookXDP, Direction: capture.DirOut}, "needs --hook tc"},
-		{"monitor tc", capture.Config{Interfaces: []string{pair.B.Link}, Hook: capture.HookTC, MonitorPort: true}, "--monitor-port needs the XDP hook"},
+		{"monitor out", capture.Config{Interfaces: []string{pair.B.Link}, Hook: capture.HookTC, Direction: capture.DirOut, MonitorPort: true}, "--monitor-port drops received frames: it needs --direction in"},
 		{"twice", capture.Config{Interfaces: []string{pair.B.Link, pair.B.Link}}, "given twice"},
 	}
 	for _, tt := range tests {
@@ -522,5 +523,68 @@ func TestMultipleInterfacesOneFile(t *testing.T) {
 	}
 	if perIface[0] != 7 || perIface[1] < 3 {
 		t.Errorf("packets per interface %v, want 7 on the veth and at least 3 on lo", perIface)
+	}
+}
+
+// TestMonitorPortDrops checks that --monitor-port captures every frame and
+// keeps it from the host's stack, at XDP and at TC ingress (the hook used
+// on kernels without XDP support), and that without it the stack still
+// gets every frame.
+func TestMonitorPortDrops(t *testing.T) {
+	testbedtest.RequirePrivileged(t)
+	tests := []struct {
+		name    string
+		hook    capture.Hook
+		monitor bool
+	}{
+		{"xdp", capture.HookXDP, true},
+		{"tc", capture.HookTC, true},
+		{"tc-no-monitor", capture.HookTC, false},
+	}
+	const n = 50
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			pair := testbedtest.MustNewPair(t, testbed.PairConfig{})
+			var conn *net.UDPConn
+			if err := pair.B.Do(func() (err error) {
+				conn, err = net.ListenUDP("udp4", net.UDPAddrFromAddrPort(netip.AddrPortFrom(pair.B.IPv4, 5678)))
+				return err
+			}); err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			frame := trafficgen.Must(trafficgen.BuildUDP4(trafficgen.FrameOpts{SrcMAC: pair.A.MAC, DstMAC: pair.B.MAC, Src: pair.A.IPv4, Dst: pair.B.IPv4, SrcPort: 1234, DstPort: 5678, Size: 100}))
+			frames := make([][]byte, n)
+			for i := range frames {
+				frames[i] = frame
+			}
+			path := filepath.Join(t.TempDir(), "out.pcapng")
+			st := mustCapture(t, capture.Config{
+				Interfaces: []string{pair.B.Link}, Hook: tt.hook, NetNS: pair.B.NSPath, MonitorPort: tt.monitor,
+			}, pcapio.FormatPCAPNG, path, func() {
+				if err := trafficgen.SendRaw(pair.A, frames); err != nil {
+					t.Fatalf("send: %v", err)
+				}
+			}, n)
+			if got := st.Interfaces[0].Total().Captured; got != n {
+				t.Errorf("captured %d, sent %d", got, n)
+			}
+			got := 0
+			buf := make([]byte, 2048)
+			for {
+				conn.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+				if _, err := conn.Read(buf); err != nil {
+					break
+				}
+				got++
+			}
+			want := n
+			if tt.monitor {
+				want = 0
+			}
+			if got != want {
+				t.Errorf("the host's socket received %d datagrams, want %d", got, want)
+			}
+		})
 	}
 }

@@ -157,8 +157,9 @@ type Config struct {
 	// FlushInterval bounds how long a record waits in an idle ring and in
 	// the writer's buffer.
 	FlushInterval time.Duration
-	// MonitorPort drops every frame after capture (XDP only): for SPAN/TAP
-	// ports whose traffic the host should not process.
+	// MonitorPort drops every received frame after capture (at XDP, or at
+	// TC ingress where the kernel has no XDP support): for SPAN/TAP ports
+	// whose traffic the host should not process.
 	MonitorPort bool
 	Filter      *Filter
 	// NetNS is a network namespace path (e.g. /run/netns/x) whose
@@ -235,8 +236,8 @@ func (c *Config) withDefaults() (Config, error) {
 	if cfg.Hook == HookXDP && cfg.Direction != DirIn {
 		return cfg, fmt.Errorf("direction %s needs --hook tc: XDP sees received frames only", cfg.Direction)
 	}
-	if cfg.MonitorPort && cfg.Hook != HookXDP {
-		return cfg, errors.New("--monitor-port needs the XDP hook")
+	if cfg.MonitorPort && cfg.Direction != DirIn {
+		return cfg, errors.New("--monitor-port drops received frames: it needs --direction in")
 	}
 	return cfg, nil
 }

@@ -1,9 +1,7 @@
 package capture
 
 import (
-	"errors"
 	"fmt"
-	"strings"
 
 	"github.com/cilium/ebpf"
 
@@ -168,17 +166,4 @@ func boolU8(b bool) uint8 {
 		return 1
 	}
 	return 0
-}
-
-// verifierError keeps the verifier's last lines instead of the whole log.
-func verifierError(err error) error {
-	var ve *ebpf.VerifierError
-	if !errors.As(err, &ve) {
-		return fmt.Errorf("load programs: %w", err)
-	}
-	lines := ve.Log
-	if len(lines) > 12 {
-		lines = lines[len(lines)-12:]
-	}
-	return fmt.Errorf("load programs: the verifier rejected them: %w:\n  %s", ve.Cause, strings.Join(lines, "\n  "))
 }

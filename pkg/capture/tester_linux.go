@@ -51,8 +51,19 @@ func NewTester(hook Hook, snaplen uint32, f *Filter, linkType uint16) (_ *Tester
 	if snaplen == 0 || snaplen > MaxSnapLen {
 		snaplen = MaxSnapLen
 	}
+	k, err := ProbeKernel()
+	if err != nil {
+		return nil, permission(err)
+	}
+	cfg := Config{Hook: hook}
+	if hook == HookAuto {
+		cfg.Hook = HookXDP
+	}
+	if err := requireKernel(k, &cfg, hook == HookAuto); err != nil {
+		return nil, err
+	}
 	t := &Tester{spec: spec, name: progXDP, snaplen: snaplen}
-	if hook == HookTC {
+	if cfg.Hook == HookTC {
 		t.name = progTCIngress
 	}
 	defer func() {

@@ -131,7 +131,7 @@ func (h *harness) specCalls(kind hookKind, copyMax uint32, calls int) *ebpf.Prog
 	jump(asm.JLE.Imm(asm.R9, int32(copyMax), ""), "bounded")
 	add(asm.Mov.Imm(asm.R9, int32(copyMax)))
 	label("bounded")
-	jump(asm.JNE.Imm(asm.R9, 0, ""), "nonzero")
+	jump(asm.JGT.Imm(asm.R9, 0, ""), "nonzero") // JGT, not JNE: verifiers before 6.8 learn no minimum from != 0
 	add(asm.Mov.Imm(asm.R9, 1))
 	label("nonzero")
 	add(
