@@ -15,8 +15,9 @@
 //     if_description, if_tsresol 9, i.e. nanosecond timestamps), enhanced
 //     packet blocks carrying epb_flags inbound (1) or outbound (2) when the
 //     direction is known, and interface statistics blocks (isb_ifrecv,
-//     isb_ifdrop, isb_filteraccept). Everything is little endian, padded
-//     to 32 bits, with the block total length at both ends.
+//     isb_ifdrop, isb_filteraccept, and isb_starttime/isb_endtime when
+//     given). Everything is little endian, padded to 32 bits, with the
+//     block total length at both ends.
 //   - Classic pcap: magic 0xa1b23c4d (nanosecond timestamps), version 2.4,
 //     the link type of the interfaces (which must all share it) and the
 //     largest snap length. Directions and statistics are dropped.
@@ -25,6 +26,10 @@
 //   - StartSection flushes and begins a new, self-contained file (section
 //     header and interfaces, or pcap header) on another io.Writer, for
 //     rotation; Written and Packets count per section.
+//   - The buffer holds whole blocks only: every Write to the underlying
+//     writer is a block-aligned piece of the file, and Buffered says how
+//     much is pending, so a caller (pkg/storage) can decide before each
+//     packet whether a Flush is due.
 //   - After an error from the underlying writer every call returns that
 //     error, until StartSection switches to a new output. The data buffered
 //     for the failed output is dropped.
@@ -50,5 +55,7 @@
 //
 // Malformed input gives an error wrapping ErrFormat, and a file cut short
 // one wrapping io.ErrUnexpectedEOF; the reader never panics and never
-// reads a block larger than 16 MiB.
+// reads a block larger than 16 MiB. Offset is the end of the last
+// complete, valid block read: after such an error, the file's valid
+// prefix, which is how torn files are recovered.
 package pcapio

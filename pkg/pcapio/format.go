@@ -59,6 +59,8 @@ const (
 	optIfTsresol  = 9
 	optIfTsoffset = 14
 	optEpbFlags   = 2 // also pack_flags of the obsolete packet block
+	optIsbStart   = 2
+	optIsbEnd     = 3
 	optIsbRecv    = 4
 	optIsbDrop    = 5
 	optIsbAccept  = 6

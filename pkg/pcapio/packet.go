@@ -49,4 +49,8 @@ type InterfaceStats struct {
 	Received  uint64 // isb_ifrecv
 	Dropped   uint64 // isb_ifdrop
 	Accepted  uint64 // isb_filteraccept
+	// StartTime and EndTime (Unix nanoseconds) are isb_starttime and
+	// isb_endtime: the span the counters cover. 0 leaves the option out.
+	StartTime int64
+	EndTime   int64
 }

@@ -25,6 +25,7 @@ const maxInterfaces = 1 << 20
 type Reader struct {
 	br     *bufio.Reader
 	off    int64 // bytes consumed from br
+	good   int64 // end of the last complete, valid block or record
 	format Format
 	order  binary.ByteOrder // of the file (pcap) or of the current section
 	nano   bool             // classic pcap with nanosecond timestamps
@@ -58,8 +59,16 @@ func NewReader(r io.Reader) (*Reader, error) {
 	if err := rd.startPcap(magic); err != nil {
 		return nil, err
 	}
+	rd.good = rd.off
 	return rd, nil
 }
+
+// Offset is the byte offset just past the last complete and valid block
+// (pcapng) or record and file header (pcap) read so far: always a block
+// boundary. After Next fails on a file cut short or damaged, the file's
+// valid prefix ends here, and truncating the file to Offset leaves a file
+// that reads cleanly to its end.
+func (r *Reader) Offset() int64 { return r.good }
 
 // Format is the file's format.
 func (r *Reader) Format() Format { return r.format }
@@ -92,8 +101,10 @@ func (r *Reader) Next(p *Packet) error {
 	}
 	if err != nil {
 		r.err = err
+		return err
 	}
-	return err
+	r.good = r.off
+	return nil
 }
 
 // readFull reads len(b) bytes; io.EOF means none were left.

@@ -17,6 +17,7 @@ func (r *Reader) startPcapng() error {
 	if err := r.readSHB(0); err != nil {
 		return err
 	}
+	r.good = r.off
 	for {
 		b, err := r.br.Peek(4)
 		if err != nil || r.order.Uint32(b) != blockIDB {
@@ -29,6 +30,7 @@ func (r *Reader) startPcapng() error {
 		if err := r.parseIDB(body, start); err != nil {
 			return err
 		}
+		r.good = r.off
 	}
 }
 
@@ -52,6 +54,7 @@ func (r *Reader) nextBlock(p *Packet) error {
 		if err != nil {
 			return err
 		}
+		r.good = r.off
 	}
 }
 
@@ -278,6 +281,10 @@ func (r *Reader) parseISB(body []byte, start int64) error {
 			continue
 		}
 		switch v := r.order.Uint64(opts.val); opts.code {
+		case optIsbStart:
+			s.StartTime = r.res[i].nanos(r.order.Uint32(opts.val[0:]), r.order.Uint32(opts.val[4:]))
+		case optIsbEnd:
+			s.EndTime = r.res[i].nanos(r.order.Uint32(opts.val[0:]), r.order.Uint32(opts.val[4:]))
 		case optIsbRecv:
 			s.Received = v
 		case optIsbDrop:

@@ -153,8 +153,8 @@ func (w *Writer) WriteInterfaceStats(iface int, s InterfaceStats) error {
 	if iface < 0 || iface >= len(w.ifaces) {
 		return fmt.Errorf("write interface statistics: interface %d out of range, writer has %d", iface, len(w.ifaces))
 	}
-	if s.Timestamp < 0 {
-		return fmt.Errorf("write interface statistics: negative timestamp %d", s.Timestamp)
+	if s.Timestamp < 0 || s.StartTime < 0 || s.EndTime < 0 {
+		return fmt.Errorf("write interface statistics: negative timestamp in %+v", s)
 	}
 	if w.format == FormatPCAP {
 		return nil
@@ -189,6 +189,12 @@ func (w *Writer) Close() error { return w.Flush() }
 // Written is the number of bytes of this section so far, buffered ones
 // included: the size the output file will have after Flush.
 func (w *Writer) Written() int64 { return w.written + int64(len(w.buf)) }
+
+// Buffered is the number of bytes encoded but not yet handed to the
+// underlying writer. The buffer only ever holds whole blocks (records for
+// pcap), so every Flush hands over a block-aligned piece of the file, and
+// a Flush is due before a block that would not fit the BufferSize.
+func (w *Writer) Buffered() int { return len(w.buf) }
 
 // Packets is the number of packets written in this section.
 func (w *Writer) Packets() uint64 { return w.packets }

@@ -10,6 +10,7 @@ const (
 	epbSize  = 28 + 4
 	epbFlags = 8 + 4 // epb_flags option and opt_endofopt
 	isbSize  = 20 + 3*12 + 4 + 4
+	isbTime  = 12 // isb_starttime or isb_endtime
 )
 
 // optStringSize is the size of a string option, 0 if s is empty.
@@ -120,19 +121,41 @@ func (w *Writer) writeEPB(p *Packet, data []byte, wire uint32) error {
 	return nil
 }
 
-// writeISB buffers an interface statistics block.
+// writeISB buffers an interface statistics block, with isb_starttime and
+// isb_endtime when they are set.
 func (w *Writer) writeISB(iface int, s InterfaceStats) error {
-	b, err := w.grow(isbSize)
+	n := isbSize
+	if s.StartTime != 0 {
+		n += isbTime
+	}
+	if s.EndTime != 0 {
+		n += isbTime
+	}
+	b, err := w.grow(n)
 	if err != nil {
 		return err
 	}
 	ts := uint64(s.Timestamp)
 	le.PutUint32(b[0:], blockISB)
-	le.PutUint32(b[4:], isbSize)
+	le.PutUint32(b[4:], uint32(n))
 	le.PutUint32(b[8:], uint32(iface))
 	le.PutUint32(b[12:], uint32(ts>>32))
 	le.PutUint32(b[16:], uint32(ts))
 	o := b[20:]
+	for _, c := range [...]struct {
+		code uint16
+		v    int64
+	}{{optIsbStart, s.StartTime}, {optIsbEnd, s.EndTime}} {
+		if c.v == 0 {
+			continue
+		}
+		// A timestamp option: high then low 32 bits, in if_tsresol units.
+		le.PutUint16(o[0:], c.code)
+		le.PutUint16(o[2:], 8)
+		le.PutUint32(o[4:], uint32(uint64(c.v)>>32))
+		le.PutUint32(o[8:], uint32(c.v))
+		o = o[12:]
+	}
 	for _, c := range [...]struct {
 		code uint16
 		v    uint64
@@ -143,6 +166,6 @@ func (w *Writer) writeISB(iface int, s InterfaceStats) error {
 		o = o[12:]
 	}
 	le.PutUint32(o[0:], optEnd)
-	le.PutUint32(o[4:], isbSize)
+	le.PutUint32(o[4:], uint32(n))
 	return nil
 }
