@@ -18,12 +18,13 @@
 char __license[] SEC("license") = "Dual BSD/GPL";
 
 /* Load-time constants, set by pkg/capture through the collection spec. */
-volatile const __u32 rt_snaplen = 65535;      /* bytes of a frame kept */
-volatile const __u32 rt_window = 65535;       /* bytes the filter may read (copied for it) */
+volatile const __u32 rt_snaplen = RT_MAX_SNAPLEN; /* bytes of a frame kept */
+volatile const __u32 rt_window = RT_MAX_SNAPLEN;  /* bytes the filter may read (copied for it) */
 volatile const __u8 rt_filtered = 0;          /* a filter is spliced into rt_filter */
 volatile const __u32 rt_slot = 0;             /* this interface's index in the capture */
 volatile const __u32 rt_wakeup_bytes = 65536; /* wake the reader once this much is queued */
 volatile const __u8 rt_monitor = 0;           /* drop received frames after capture (SPAN/TAP ports) */
+volatile const __u8 rt_test_meta = 0;         /* test runs only: lengths may come with the frame (struct rt_test_meta) */
 
 /* Per-CPU scratch: one entry per possible CPU (value too large for a
  * PERCPU_ARRAY). Programs run with migration disabled, so index = CPU. */
@@ -119,7 +120,7 @@ static __always_inline __u64 rt_wake(void *ring, __u32 cap_len)
 /* bpf_ringbuf_reserve needs a constant size, so a record is reserved in the
  * smallest of these classes that holds cap_len bytes: steps of 64 bytes up
  * to 512, of 128 up to 1536 (a full Ethernet frame), then 2048 ... 9216
- * (jumbo) ... RT_WINDOW. The padding after cap_len is ring space only; user
+ * (jumbo) ... 65540 (a 64 KiB frame with its tag) ... RT_WINDOW. The padding after cap_len is ring space only; user
  * space reads cap_len from the header. RT_CLASS expands to one class of
  * rt_capture: reserve, load the frame, header, submit. */
 #define RT_CLASS(sz)                                                           \
@@ -133,7 +134,8 @@ static __always_inline __u64 rt_wake(void *ring, __u32 cap_len)
 			goto full;                                             \
 		if (rt_fill(ctx, xdp, vlan, r->data, n, sz)) {                 \
 			bpf_ringbuf_discard(r, BPF_RB_NO_WAKEUP);              \
-			goto full;                                             \
+			c->copy_failed++;                                      \
+			goto done;                                             \
 		}                                                              \
 		rt_header(&r->hdr, wire_len, n, ifindex, dir, cpu, flags);     \
 		bpf_ringbuf_submit(r, wake);                                   \
@@ -167,6 +169,8 @@ static __always_inline __u64 rt_wake(void *ring, __u32 cap_len)
 		RT_CLASS(9216)                                                 \
 		RT_CLASS(16384)                                                \
 		RT_CLASS(32768)                                                \
+		RT_CLASS(65540)                                                \
+		RT_CLASS(131072)                                               \
 		RT_CLASS(RT_WINDOW)                                            \
 	}
 
@@ -202,7 +206,8 @@ static __always_inline int rt_fill(void *ctx, int xdp, int vlan, __u8 *d, __u32 
  * the bytes the filter may read (at least MACs + tag when a VLAN tag is put
  * back) in this CPU's scratch buffer. Without a filter every frame matches
  * and nothing is copied. */
-static __always_inline int rt_match(void *ctx, int xdp, int vlan, __u32 cpu, __u32 wire_len)
+static __always_inline int rt_match(void *ctx, int xdp, int vlan, __u32 cpu, __u32 data_len, __u32 wire_len,
+				    struct rt_counters *c)
 {
 	struct rt_scratch *s;
 	__u32 have;
@@ -212,20 +217,22 @@ static __always_inline int rt_match(void *ctx, int xdp, int vlan, __u32 cpu, __u
 	s = bpf_map_lookup_elem(&rt_scratch_map, &cpu);
 	if (!s)
 		return 0;
-	have = wire_len < rt_window ? wire_len : rt_window;
+	have = data_len < rt_window ? data_len : rt_window;
 	if (vlan && have < 2 * ETH_ALEN + 4)
-		have = 2 * ETH_ALEN + 4; /* wire_len >= 16 with a tag */
+		have = 2 * ETH_ALEN + 4; /* data_len >= 16 with a tag */
 	have = rt_bound(have, RT_WINDOW);
-	if (rt_fill(ctx, xdp, vlan, s->data, have, RT_WINDOW + RT_SLACK))
+	if (rt_fill(ctx, xdp, vlan, s->data, have, RT_WINDOW + RT_SLACK)) {
+		c->filter_failed++;
 		return 0;
+	}
 	return rt_filter(s->data, have, wire_len);
 }
 
 /* rt_capture counts a matched frame and writes it to this CPU's ring. */
-static __always_inline void rt_capture(void *ctx, int xdp, struct rt_counters *c, __u32 wire_len,
-				       __u32 ifindex, __u32 dir, __u32 cpu, __u8 flags, int vlan)
+static __always_inline void rt_capture(void *ctx, int xdp, struct rt_counters *c, __u32 data_len,
+				       __u32 wire_len, __u32 ifindex, __u32 dir, __u32 cpu, __u8 flags, int vlan)
 {
-	__u32 cap_len = wire_len < rt_snaplen ? wire_len : rt_snaplen;
+	__u32 cap_len = data_len < rt_snaplen ? data_len : rt_snaplen;
 	__u64 wake;
 	void *ring;
 
@@ -247,15 +254,24 @@ int rt_xdp(struct xdp_md *ctx)
 	__u32 cpu = bpf_get_smp_processor_id();
 	__u32 verdict = rt_monitor ? XDP_DROP : XDP_PASS;
 	struct rt_counters *c;
-	__u32 wire_len;
+	__u32 wire_len, data_len;
 
 	c = rt_counters_for(RT_DIR_IN);
 	if (!c)
 		return verdict;
 	c->seen++;
-	wire_len = bpf_xdp_get_buff_len(ctx);
-	if (rt_match(ctx, 1, 0, cpu, wire_len))
-		rt_capture(ctx, 1, c, wire_len, ctx->ingress_ifindex, RT_DIR_IN, cpu, 0, 0);
+	data_len = wire_len = bpf_xdp_get_buff_len(ctx);
+	if (rt_test_meta) {
+		struct rt_test_meta *m = (void *)(long)ctx->data_meta;
+
+		if ((void *)(m + 1) <= (void *)(long)ctx->data) {
+			wire_len = m->wire_len;
+			if (m->data_len < data_len)
+				data_len = m->data_len;
+		}
+	}
+	if (rt_match(ctx, 1, 0, cpu, data_len, wire_len, c))
+		rt_capture(ctx, 1, c, data_len, wire_len, ctx->ingress_ifindex, RT_DIR_IN, cpu, 0, 0);
 	return verdict;
 }
 
@@ -263,7 +279,7 @@ static __always_inline int rt_tc(struct __sk_buff *skb, __u32 dir)
 {
 	__u32 cpu = bpf_get_smp_processor_id();
 	struct rt_counters *c;
-	__u32 wire_len;
+	__u32 wire_len, data_len;
 	__u8 flags = 0;
 	int vlan = 0;
 
@@ -271,15 +287,21 @@ static __always_inline int rt_tc(struct __sk_buff *skb, __u32 dir)
 	if (!c)
 		return TC_ACT_UNSPEC;
 	c->seen++;
-	wire_len = skb->len;
-	if (skb->vlan_present && wire_len >= 2 * ETH_ALEN) {
+	data_len = skb->len;
+	if (skb->vlan_present && data_len >= 2 * ETH_ALEN) {
 		/* The kernel moved the tag into skb metadata. */
-		wire_len += 4;
+		data_len += 4;
 		vlan = 1;
 		flags = RT_F_VLAN_REINSERTED;
 	}
-	if (rt_match(skb, 0, vlan, cpu, wire_len))
-		rt_capture(skb, 0, c, wire_len, skb->ifindex, dir, cpu, flags, vlan);
+	wire_len = data_len;
+	if (rt_test_meta && skb->cb[1]) {
+		wire_len = skb->cb[0];
+		if (skb->cb[1] < data_len)
+			data_len = skb->cb[1];
+	}
+	if (rt_match(skb, 0, vlan, cpu, data_len, wire_len, c))
+		rt_capture(skb, 0, c, data_len, wire_len, skb->ifindex, dir, cpu, flags, vlan);
 	/* --monitor-port on a kernel without XDP support: drop at ingress. */
 	return rt_monitor && dir == RT_DIR_IN ? TC_ACT_SHOT : TC_ACT_UNSPEC;
 }

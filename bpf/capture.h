@@ -7,8 +7,11 @@
 
 #include <linux/types.h>
 
-/* Largest frame we copy: a 65535-byte snapshot plus a reinserted VLAN tag. */
-#define RT_WINDOW 65540
+/* Largest snapshot: tcpdump's maximum (GRO/TSO super-frames and BIG TCP
+ * exceed 64 KiB). */
+#define RT_MAX_SNAPLEN 262144
+/* Largest frame we copy: a maximal snapshot plus a reinserted VLAN tag. */
+#define RT_WINDOW (RT_MAX_SNAPLEN + 4)
 /* Slack after the window so that the reinserted-tag copy (offset 16) stays
  * inside the map value for the verifier. */
 #define RT_SLACK 16
@@ -36,13 +39,26 @@ struct rt_record {
 	__u16 cpu;
 };
 
-/* rt_counters are per CPU and per slot (interface*2 + direction). */
+/* rt_counters are per CPU and per slot (interface*2 + direction).
+ * Invariants: seen = matched + rejected (a frame the filter rejected, or
+ * whose bytes could not be copied for the filter: filter_failed counts
+ * those too); matched = captured + dropped + copy_failed. */
 struct rt_counters {
-	__u64 seen;     /* frames the hook ran on */
-	__u64 matched;  /* frames the filter accepted */
-	__u64 captured; /* records written to the ring */
-	__u64 bytes;    /* captured bytes (frame bytes, header excluded) */
-	__u64 dropped;  /* matched, but the ring was full */
+	__u64 seen;          /* frames the hook ran on */
+	__u64 matched;       /* frames the filter accepted */
+	__u64 captured;      /* records written to the ring */
+	__u64 bytes;         /* captured bytes (frame bytes, header excluded) */
+	__u64 dropped;       /* matched, but the ring was full */
+	__u64 copy_failed;   /* matched, a record reserved, but loading the frame into it failed */
+	__u64 filter_failed; /* not matched: loading the filter's window failed */
+};
+
+/* Test runs (BPF_PROG_RUN, rt_test_meta set): the frame's original length
+ * and the number of valid bytes come with the frame, in XDP metadata or in
+ * __sk_buff.cb[0..1], as libpcap judges a truncated record. */
+struct rt_test_meta {
+	__u32 wire_len;
+	__u32 data_len;
 };
 
 struct rt_scratch {

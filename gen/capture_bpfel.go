@@ -14,12 +14,14 @@ import (
 )
 
 type CaptureRtCounters struct {
-	_        structs.HostLayout
-	Seen     uint64
-	Matched  uint64
-	Captured uint64
-	Bytes    uint64
-	Dropped  uint64
+	_            structs.HostLayout
+	Seen         uint64
+	Matched      uint64
+	Captured     uint64
+	Bytes        uint64
+	Dropped      uint64
+	CopyFailed   uint64
+	FilterFailed uint64
 }
 
 type CaptureRtRecord struct {
@@ -36,7 +38,7 @@ type CaptureRtRecord struct {
 type CaptureRtScratch struct {
 	_    structs.HostLayout
 	Hdr  CaptureRtRecord
-	Data [65556]uint8
+	Data [262164]uint8
 	_    [4]byte
 }
 
@@ -54,6 +56,7 @@ const (
 	CaptureVarRtMonitor     = "rt_monitor"
 	CaptureVarRtSlot        = "rt_slot"
 	CaptureVarRtSnaplen     = "rt_snaplen"
+	CaptureVarRtTestMeta    = "rt_test_meta"
 	CaptureVarRtWakeupBytes = "rt_wakeup_bytes"
 	CaptureVarRtWindow      = "rt_window"
 )
@@ -122,6 +125,7 @@ type CaptureVariableSpecs struct {
 	RtMonitor     *ebpf.VariableSpec `ebpf:"rt_monitor"`
 	RtSlot        *ebpf.VariableSpec `ebpf:"rt_slot"`
 	RtSnaplen     *ebpf.VariableSpec `ebpf:"rt_snaplen"`
+	RtTestMeta    *ebpf.VariableSpec `ebpf:"rt_test_meta"`
 	RtWakeupBytes *ebpf.VariableSpec `ebpf:"rt_wakeup_bytes"`
 	RtWindow      *ebpf.VariableSpec `ebpf:"rt_window"`
 }
@@ -167,6 +171,7 @@ type CaptureVariables struct {
 	RtMonitor     *ebpf.Variable `ebpf:"rt_monitor"`
 	RtSlot        *ebpf.Variable `ebpf:"rt_slot"`
 	RtSnaplen     *ebpf.Variable `ebpf:"rt_snaplen"`
+	RtTestMeta    *ebpf.Variable `ebpf:"rt_test_meta"`
 	RtWakeupBytes *ebpf.Variable `ebpf:"rt_wakeup_bytes"`
 	RtWindow      *ebpf.Variable `ebpf:"rt_window"`
 }

@@ -14,12 +14,14 @@ import (
 )
 
 type CopyBenchRtCounters struct {
-	_        structs.HostLayout
-	Seen     uint64
-	Matched  uint64
-	Captured uint64
-	Bytes    uint64
-	Dropped  uint64
+	_            structs.HostLayout
+	Seen         uint64
+	Matched      uint64
+	Captured     uint64
+	Bytes        uint64
+	Dropped      uint64
+	CopyFailed   uint64
+	FilterFailed uint64
 }
 
 type CopyBenchRtScratch struct {
@@ -34,7 +36,7 @@ type CopyBenchRtScratch struct {
 		Flags   uint8
 		Cpu     uint16
 	}
-	Data [65556]uint8
+	Data [262164]uint8
 	_    [4]byte
 }
 
@@ -53,6 +55,7 @@ const (
 	CopyBenchVarRtMonitor     = "rt_monitor"
 	CopyBenchVarRtSlot        = "rt_slot"
 	CopyBenchVarRtSnaplen     = "rt_snaplen"
+	CopyBenchVarRtTestMeta    = "rt_test_meta"
 	CopyBenchVarRtWakeupBytes = "rt_wakeup_bytes"
 	CopyBenchVarRtWindow      = "rt_window"
 )
@@ -122,6 +125,7 @@ type CopyBenchVariableSpecs struct {
 	RtMonitor     *ebpf.VariableSpec `ebpf:"rt_monitor"`
 	RtSlot        *ebpf.VariableSpec `ebpf:"rt_slot"`
 	RtSnaplen     *ebpf.VariableSpec `ebpf:"rt_snaplen"`
+	RtTestMeta    *ebpf.VariableSpec `ebpf:"rt_test_meta"`
 	RtWakeupBytes *ebpf.VariableSpec `ebpf:"rt_wakeup_bytes"`
 	RtWindow      *ebpf.VariableSpec `ebpf:"rt_window"`
 }
@@ -167,6 +171,7 @@ type CopyBenchVariables struct {
 	RtMonitor     *ebpf.Variable `ebpf:"rt_monitor"`
 	RtSlot        *ebpf.Variable `ebpf:"rt_slot"`
 	RtSnaplen     *ebpf.Variable `ebpf:"rt_snaplen"`
+	RtTestMeta    *ebpf.Variable `ebpf:"rt_test_meta"`
 	RtWakeupBytes *ebpf.Variable `ebpf:"rt_wakeup_bytes"`
 	RtWindow      *ebpf.Variable `ebpf:"rt_window"`
 }

@@ -85,7 +85,7 @@ func runFilterTest(args []string, stdout, stderr io.Writer) error {
 	fs.SetOutput(stderr)
 	in := fs.String("r", "", "pcap or pcapng file to read")
 	out := fs.String("w", "", "write matching packets here (same format as the input)")
-	hookName := fs.String("hook", "xdp", "program to run: xdp or tc")
+	hookName := fs.String("hook", "auto", "program to run: xdp, tc, or auto (xdp where the kernel has it)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
@@ -140,11 +140,14 @@ func runFilterTest(args []string, stdout, stderr io.Writer) error {
 			}
 			testers[lt] = t
 		}
-		if len(p.Data) < capture.MinTestFrame {
+		hit, err := t.MatchRecord(p.Data, p.WireLen)
+		if errors.Is(err, capture.ErrNotRunnable) {
+			if skipped == 0 {
+				fmt.Fprintf(stderr, "packet %d not run: %v\n", total, err)
+			}
 			skipped++
 			continue
 		}
-		hit, err := t.Match(p.Data)
 		if err != nil {
 			return err
 		}
@@ -156,17 +159,21 @@ func runFilterTest(args []string, stdout, stderr io.Writer) error {
 			continue
 		}
 		if w == nil {
-			if dst, err = os.Create(*out); err != nil {
-				return fmt.Errorf("cannot write the output file: %w", err)
+			if w, dst, err = createLike(*out, r); err != nil {
+				return err
 			}
 			defer dst.Close()
-			if w, err = pcapio.NewWriter(dst, pcapio.WriterOptions{Format: r.Format(), Application: "ringtap " + version, Interfaces: r.Interfaces()}); err != nil {
-				return fmt.Errorf("start output: %w", err)
-			}
 		}
 		if err := w.WritePacket(&p); err != nil {
 			return fmt.Errorf("write %s: %w", *out, err)
 		}
+	}
+	if w == nil && *out != "" {
+		// No match: a valid file without packets, as tcpdump writes.
+		if w, dst, err = createLike(*out, r); err != nil {
+			return err
+		}
+		defer dst.Close()
 	}
 	if w != nil {
 		if err := w.Close(); err != nil {
@@ -178,7 +185,25 @@ func runFilterTest(args []string, stdout, stderr io.Writer) error {
 	}
 	fmt.Fprintf(stdout, "%d of %d packets match\n", matched, total)
 	if skipped > 0 {
-		fmt.Fprintf(stderr, "%d packets shorter than %d bytes were not run (BPF_PROG_RUN needs an Ethernet header)\n", skipped, capture.MinTestFrame)
+		fmt.Fprintf(stderr, "%d packets were not run: the kernel refused them (try --hook xdp)\n", skipped)
 	}
 	return nil
+}
+
+// createLike creates path as a capture file of r's format and interfaces.
+func createLike(path string, r *pcapio.Reader) (*pcapio.Writer, *os.File, error) {
+	ifaces := r.Interfaces()
+	if len(ifaces) == 0 {
+		ifaces = []pcapio.Interface{{LinkType: capture.LinkTypeEthernet}}
+	}
+	dst, err := os.Create(path)
+	if err != nil {
+		return nil, nil, fmt.Errorf("cannot write the output file: %w", err)
+	}
+	w, err := pcapio.NewWriter(dst, pcapio.WriterOptions{Format: r.Format(), Application: "ringtap " + version, Interfaces: ifaces})
+	if err != nil {
+		dst.Close()
+		return nil, nil, fmt.Errorf("start output: %w", err)
+	}
+	return w, dst, nil
 }

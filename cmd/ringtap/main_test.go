@@ -239,7 +239,7 @@ func TestUserErrors(t *testing.T) {
 		want string
 	}{
 		{"unknown interface", []string{"capture", "-i", "nosuch0", "-w", filepath.Join(dir, "a")}, "no such interface: nosuch0"},
-		{"snaplen", []string{"capture", "-i", "lo", "-s", "70000", "-w", filepath.Join(dir, "b")}, "snaplen 70000 out of range"},
+		{"snaplen", []string{"capture", "-i", "lo", "-s", "300000", "-w", filepath.Join(dir, "b")}, "snaplen 300000 out of range"},
 		{"unwritable", []string{"capture", "-i", pair.B.Link, "--netns", pair.B.NSPath, "-w", "/nonexistent/dir/x.pcapng"}, "cannot write the output file"},
 		{"bad expression", []string{"capture", "-i", pair.B.Link, "--netns", pair.B.NSPath, "-w", filepath.Join(dir, "c"), "tcp", "port", "banana"}, "banana"},
 		{"live-only expression", []string{"filter", "explain", "inbound"}, "inbound"},
@@ -249,7 +249,7 @@ func TestUserErrors(t *testing.T) {
 		{"xdp mode on tc", []string{"capture", "-i", "lo", "--hook", "tc", "--xdp-mode", "generic", "-w", filepath.Join(dir, "f")}, "needs the XDP hook"},
 		{"xdp mode on auto tc", []string{"capture", "-i", "lo", "--direction", "out", "--xdp-mode", "native", "-w", filepath.Join(dir, "f2")}, "needs the XDP hook"},
 		{"pinned shared ring", []string{"capture", "-i", "lo", "--shared-ring", "--pin-readers", "-w", filepath.Join(dir, "g")}, "pinning readers needs per-CPU rings"},
-		{"wakeup beyond ring", []string{"capture", "-i", "lo", "--ring-size", "65536", "--wakeup-bytes", "131072", "-w", filepath.Join(dir, "h")}, "larger than the ring"},
+		{"wakeup beyond ring", []string{"capture", "-i", "lo", "--ring-size", "1048576", "--wakeup-bytes", "2097152", "-w", filepath.Join(dir, "h")}, "must be smaller than the ring"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

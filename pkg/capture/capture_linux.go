@@ -307,7 +307,6 @@ func (c *Capture) Written() uint64 { return c.written.Load() }
 
 // Record header layout (struct rt_record in bpf/capture.h).
 const (
-	recHeader   = 24
 	offWireLen  = 8
 	offCapLen   = 12
 	offIfindex  = 16

@@ -258,7 +258,7 @@ func TestRingOverflowCountsDrops(t *testing.T) {
 	pair := testbedtest.MustNewPair(t, testbed.PairConfig{})
 	c, err := capture.Open(capture.Config{
 		Interfaces: []string{pair.B.Link}, Hook: capture.HookXDP, NetNS: pair.B.NSPath,
-		RingSize: capture.MinRingSize,
+		RingSize: capture.MinRingSize, SnapLen: 1500,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -350,13 +350,21 @@ func TestCountStopsCapture(t *testing.T) {
 	}
 }
 
-func openFDs(t *testing.T) int {
+// openFDs lists what the process's open file descriptors point to.
+func openFDs(t *testing.T) []string {
 	t.Helper()
 	ents, err := os.ReadDir("/proc/self/fd")
 	if err != nil {
 		t.Fatal(err)
 	}
-	return len(ents)
+	var out []string
+	for _, e := range ents {
+		if target, err := os.Readlink(filepath.Join("/proc/self/fd", e.Name())); err == nil {
+			out = append(out, target)
+		}
+	}
+	sort.Strings(out)
+	return out
 }
 
 func TestStopLeavesNothing(t *testing.T) {
@@ -368,7 +376,7 @@ func TestStopLeavesNothing(t *testing.T) {
 		{Hook: capture.HookTC, Direction: capture.DirInOut, ForceClsact: true},
 	}
 	// Warm up once so lazily created runtime fds don't count as leaks.
-	fds := -1
+	var fds []string
 	for round := range 3 {
 		for _, cfg := range configs {
 			cfg.Interfaces = []string{pair.B.Link}
@@ -397,8 +405,8 @@ func TestStopLeavesNothing(t *testing.T) {
 		}
 		if round == 0 {
 			fds = openFDs(t)
-		} else if n := openFDs(t); n != fds {
-			t.Fatalf("round %d: %d fds open, %d after the first round", round, n, fds)
+		} else if diff := cmp.Diff(fds, openFDs(t)); diff != "" {
+			t.Fatalf("round %d: open fds differ from the first round's (-first +now):\n%s", round, diff)
 		}
 	}
 	goleak.VerifyNone(t)
@@ -418,7 +426,11 @@ func TestOpenErrors(t *testing.T) {
 		want string
 	}{
 		{"unknown interface", capture.Config{Interfaces: []string{"nosuch0"}}, "no such interface: nosuch0"},
-		{"snaplen", capture.Config{Interfaces: []string{pair.B.Link}, SnapLen: 70000}, "snaplen 70000 out of range"},
+		{"snaplen", capture.Config{Interfaces: []string{pair.B.Link}, SnapLen: 300000}, "snaplen 300000 out of range: use 1 to 262144"},
+		{"ring too small for snaplen", capture.Config{Interfaces: []string{pair.B.Link}, RingSize: 1 << 16},
+			"a 65536-byte ring cannot hold records of snaplen 262144 (262184 bytes each, the ring must hold two): use a --ring-size of at least 1048576 or a smaller -s"},
+		{"wakeup never", capture.Config{Interfaces: []string{pair.B.Link}, RingSize: 1 << 20, WakeupBytes: 1 << 20},
+			"wakeup threshold 1048576 must be smaller than the ring (1048576 bytes)"},
 		{"ring size", capture.Config{Interfaces: []string{pair.B.Link}, RingSize: 1000}, "ring size 1000 invalid"},
 		{"xdp out", capture.Config{Interfaces: []string{pair.B.Link}, Hook: capture.HookXDP, Direction: capture.DirOut}, "needs --hook tc"},
 		{"monitor out", capture.Config{Interfaces: []string{pair.B.Link}, Hook: capture.HookTC, Direction: capture.DirOut, MonitorPort: true}, "--monitor-port drops received frames: it needs --direction in"},

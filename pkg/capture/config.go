@@ -116,14 +116,16 @@ func (d Direction) String() string {
 
 // Limits and defaults.
 const (
-	MaxSnapLen         = 65535
-	DefaultSnapLen     = 65535
+	// MaxSnapLen is tcpdump's maximum and default: GRO/TSO super-frames
+	// seen at TC and BIG TCP exceed 64 KiB.
+	MaxSnapLen         = 262144
+	DefaultSnapLen     = MaxSnapLen
 	DefaultRingSize    = 8 << 20
 	MinRingSize        = 1 << 14
 	DefaultFlushPeriod = 50 * time.Millisecond
-	// MaxWindow is the most bytes of a frame the filter can see: a full
-	// 65535-byte frame plus a reinserted VLAN tag.
-	MaxWindow = 65540
+	// MaxWindow is the most bytes of a frame the filter can see: a
+	// maximal snapshot plus a reinserted VLAN tag.
+	MaxWindow = MaxSnapLen + 4
 	// FilterStub is the symbol of the filter function that pkg/filter
 	// replaces. See bpf/capture.c for its calling convention.
 	FilterStub = "rt_filter"
@@ -212,11 +214,15 @@ func (c *Config) withDefaults() (Config, error) {
 	if cfg.RingSize < MinRingSize || cfg.RingSize&(cfg.RingSize-1) != 0 {
 		return cfg, fmt.Errorf("ring size %d invalid: use a power of two of at least %d bytes", cfg.RingSize, MinRingSize)
 	}
+	if rec := RecordSize(cfg.SnapLen); cfg.RingSize < 2*rec {
+		return cfg, fmt.Errorf("a %d-byte ring cannot hold records of snaplen %d (%d bytes each, the ring must hold two): use a --ring-size of at least %d or a smaller -s",
+			cfg.RingSize, cfg.SnapLen, rec, ceilPow2(2*rec))
+	}
 	if cfg.WakeupBytes <= 0 {
 		cfg.WakeupBytes = cfg.RingSize / 4
 	}
-	if cfg.WakeupBytes > cfg.RingSize {
-		return cfg, fmt.Errorf("wakeup threshold %d is larger than the ring (%d bytes)", cfg.WakeupBytes, cfg.RingSize)
+	if cfg.WakeupBytes >= cfg.RingSize {
+		return cfg, fmt.Errorf("wakeup threshold %d must be smaller than the ring (%d bytes): the reader would never be woken", cfg.WakeupBytes, cfg.RingSize)
 	}
 	if cfg.SharedRing && cfg.PinReaders {
 		return cfg, errors.New("a shared ring has one reader: pinning readers needs per-CPU rings")
@@ -240,4 +246,37 @@ func (c *Config) withDefaults() (Config, error) {
 		return cfg, errors.New("--monitor-port drops received frames: it needs --direction in")
 	}
 	return cfg, nil
+}
+
+// recHeader is the size of struct rt_record (bpf/capture.h).
+const recHeader = 24
+
+// sizeClasses are the ring record sizes of bpf/capture.c (RT_CLASS): a
+// record holds the header and a frame of up to that many bytes.
+var sizeClasses = []uint32{
+	64, 128, 192, 256, 320, 384, 448, 512,
+	640, 768, 896, 1024, 1152, 1280, 1408, 1536,
+	2048, 4096, 9216, 16384, 32768, 65540, 131072, MaxWindow,
+}
+
+// RecordSize is the ring space the largest record of a capture with this
+// snapshot length takes: header, size class and the ring's own 8-byte
+// header, rounded to 8 bytes. A reinserted VLAN tag can add 4 bytes to a
+// snapshot, so the class is that of snaplen+4.
+func RecordSize(snaplen uint32) int {
+	n := min(snaplen+4, MaxWindow)
+	for _, c := range sizeClasses {
+		if n <= c {
+			return (recHeader+int(c)+7)&^7 + 8
+		}
+	}
+	return (recHeader+MaxWindow+7)&^7 + 8
+}
+
+func ceilPow2(n int) int {
+	p := 1
+	for p < n {
+		p <<= 1
+	}
+	return p
 }

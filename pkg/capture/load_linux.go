@@ -82,7 +82,8 @@ func (m *maps) slotCounters(slot uint32) (Counters, error) {
 	}
 	var sum Counters
 	for _, p := range per {
-		sum.add(Counters{Seen: p.Seen, Matched: p.Matched, Captured: p.Captured, Bytes: p.Bytes, Dropped: p.Dropped})
+		sum.add(Counters{Seen: p.Seen, Matched: p.Matched, Captured: p.Captured, Bytes: p.Bytes, Dropped: p.Dropped,
+			CopyFailed: p.CopyFailed, FilterFailed: p.FilterFailed})
 	}
 	return sum, nil
 }
@@ -92,6 +93,8 @@ type progParams struct {
 	slot, snaplen, wakeup uint32
 	monitor               bool
 	linkType              uint16
+	// testMeta: the frame's lengths come with it (Tester only).
+	testMeta bool
 	// window is how many bytes the spliced filter may read; 0 when there
 	// is no filter (the program then copies nothing for it).
 	window uint32
@@ -126,6 +129,7 @@ func loadPrograms(base *ebpf.CollectionSpec, m *maps, p progParams, f *Filter, n
 	set := map[string]any{
 		"rt_slot": p.slot, "rt_snaplen": p.snaplen, "rt_window": max(p.window, 1),
 		"rt_filtered": boolU8(p.window > 0), "rt_wakeup_bytes": p.wakeup, "rt_monitor": boolU8(p.monitor),
+		"rt_test_meta": boolU8(p.testMeta),
 	}
 	for name, v := range set {
 		vs, ok := spec.Variables[name]

@@ -1,6 +1,7 @@
 package capture
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"time"
@@ -19,9 +20,11 @@ type Tester struct {
 	spec    *ebpf.CollectionSpec
 	name    string
 	snaplen uint32
+	window  uint32 // bytes the filter reads; 0 without a filter
 	prog    *ebpf.Program
 	maps    *maps
 	matched uint64
+	buf     []byte
 }
 
 // ErrNotRunnable: BPF_PROG_RUN refused the frame (for the TC program, the
@@ -30,8 +33,17 @@ type Tester struct {
 var ErrNotRunnable = errors.New("the kernel refuses to run the program on this frame")
 
 // MinTestFrame is the shortest frame BPF_PROG_RUN accepts (an Ethernet
-// header).
+// header). Shorter records are padded to it, and the program is told how
+// many bytes are real.
 const MinTestFrame = 14
+
+// Test runs take at most this many bytes of a frame: an XDP test run holds
+// a page of linear data and 17 page fragments; a TC one a little less than
+// a page.
+const (
+	maxTestRunXDP = 64 << 10
+	maxTestRunTC  = 3 << 10
+)
 
 // NewTester creates the maps and loads the XDP program (hook HookXDP or
 // HookAuto) or the TC ingress program (HookTC) with f spliced in for
@@ -71,7 +83,7 @@ func NewTester(hook Hook, snaplen uint32, f *Filter, linkType uint16) (_ *Tester
 			t.Close()
 		}
 	}()
-	if t.maps, err = newMaps(spec, ncpu, MinRingSize, false); err != nil {
+	if t.maps, err = newMaps(spec, ncpu, max(MinRingSize, ceilPow2(2*RecordSize(snaplen))), false); err != nil {
 		return nil, permission(err)
 	}
 	if err := t.SetFilter(f, linkType); err != nil {
@@ -87,7 +99,7 @@ func (t *Tester) SetFilter(f *Filter, linkType uint16) error {
 		return err
 	}
 	progs, err := loadPrograms(t.spec, t.maps, progParams{
-		snaplen: t.snaplen, window: window, wakeup: MinRingSize, linkType: linkType,
+		snaplen: t.snaplen, window: window, wakeup: MinRingSize, linkType: linkType, testMeta: true,
 	}, f, []string{t.name})
 	if err != nil {
 		return permission(err)
@@ -96,16 +108,59 @@ func (t *Tester) SetFilter(f *Filter, linkType uint16) error {
 		t.prog.Close()
 	}
 	t.prog = progs[t.name]
+	t.window = window
 	return nil
 }
 
 // Match runs the program once on frame and says whether the filter accepted
 // it. The filter sees len(frame) as the frame's original length.
 func (t *Tester) Match(frame []byte) (bool, error) {
-	if len(frame) < MinTestFrame {
-		return false, fmt.Errorf("frame of %d bytes is shorter than the %d bytes BPF_PROG_RUN needs", len(frame), MinTestFrame)
+	return t.MatchRecord(frame, uint32(len(frame)))
+}
+
+// MatchRecord runs the program on a captured record: data are the bytes
+// captured, wireLen the frame's original length, which is what `len`,
+// `less` and `greater` judge, as libpcap does. A record longer than a
+// test run takes is cut to the bytes the filter can read (all the program
+// would give it), so records of any size run when the filter's window is
+// known; one shorter than an Ethernet header is padded and the program
+// told how many bytes are real.
+func (t *Tester) MatchRecord(data []byte, wireLen uint32) (bool, error) {
+	wireLen = max(wireLen, uint32(len(data)))
+	limit := maxTestRunXDP
+	if t.name != progXDP {
+		limit = maxTestRunTC
 	}
-	if _, err := t.prog.Run(&ebpf.RunOptions{Data: frame}); err != nil {
+	// The whole record when it fits a test run (a TC run parses the
+	// headers and refuses some truncated ones); else what the filter
+	// can read, which is all the program would give it.
+	n := len(data)
+	if n > limit {
+		if t.window > uint32(limit) {
+			return false, fmt.Errorf("%w: the filter may read %d bytes of this %d-byte record, more than a test run takes (%d)", ErrNotRunnable, t.window, len(data), limit)
+		}
+		n = max(int(t.window), min(n, MinTestFrame))
+	}
+	frame := data[:n]
+	if n < MinTestFrame {
+		frame = append(make([]byte, 0, MinTestFrame), frame...)
+		frame = frame[:MinTestFrame]
+		clear(frame[n:])
+	}
+	opts := ebpf.RunOptions{Data: frame}
+	if t.name == progXDP {
+		// struct rt_test_meta as XDP metadata in front of the frame;
+		// the context (struct xdp_md) says where the frame starts.
+		t.buf = binary.LittleEndian.AppendUint32(t.buf[:0], wireLen)
+		t.buf = binary.LittleEndian.AppendUint32(t.buf, uint32(n))
+		t.buf = append(t.buf, frame...)
+		opts.Data = t.buf
+		opts.Context = [6]uint32{0: 8, 1: uint32(len(t.buf))}
+	} else {
+		// __sk_buff up to cb[4]: cb[0] and cb[1] carry rt_test_meta.
+		opts.Context = [17]uint32{12: wireLen, 13: uint32(n)}
+	}
+	if _, err := t.prog.Run(&opts); err != nil {
 		if errors.Is(err, unix.EINVAL) {
 			return false, fmt.Errorf("%w: %w", ErrNotRunnable, err)
 		}
