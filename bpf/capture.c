@@ -76,10 +76,13 @@ static __noinline __u32 rt_filter(const __u8 *pkt, __u32 have, __u32 wire_len)
  * registers): a helper's size argument reaches it as a 32-bit move, which
  * takes the subregister's bounds, and verifiers before 6.7 do not carry
  * bounds learnt from a 64-bit compare into the subregister (6.1 rejected
- * the size as possibly 0). */
+ * the size as possibly 0). The first move zero-extends, so that the
+ * verifier knows the upper half is 0 wherever clang uses the 64-bit
+ * register. */
 #define rt_bound(v, max)                                                       \
 	({                                                                     \
 		__u32 __v = (v);                                               \
+		asm volatile("%0 = %0;" : "+w"(__v)); /* zero-extend */        \
 		asm volatile("if %0 <= %1 goto +1; %0 = %1;"                   \
 			     : "+w"(__v)                                       \
 			     : "i"(max));                                      \
@@ -193,13 +196,25 @@ static __always_inline int rt_fill_skb(struct __sk_buff *skb, __u8 *d, __u32 n, 
 	return bpf_skb_load_bytes(skb, 2 * ETH_ALEN, d + 2 * ETH_ALEN + 4, rest);
 }
 
+/* bpf_xdp_load_bytes takes at most 0xffff bytes, at offsets up to 0xffff:
+ * a larger frame is loaded in two calls, and an XDP record holds at most
+ * RT_XDP_MAX bytes. */
+#define RT_XDP_CHUNK 0xffff
+#define RT_XDP_MAX (2 * RT_XDP_CHUNK)
+
 /* rt_fill loads n bytes of the frame into d (room for sz >= 16 bytes):
- * xdp is a constant of the inlined caller. */
+ * xdp and sz are constants of the inlined caller. */
 static __always_inline int rt_fill(void *ctx, int xdp, int vlan, __u8 *d, __u32 n, __u32 sz)
 {
-	if (xdp)
-		return bpf_xdp_load_bytes(ctx, 0, d, n);
-	return rt_fill_skb(ctx, d, n, sz, vlan);
+	if (!xdp)
+		return rt_fill_skb(ctx, d, n, sz, vlan);
+	if (sz > RT_XDP_CHUNK && n > RT_XDP_CHUNK) {
+		if (bpf_xdp_load_bytes(ctx, 0, d, RT_XDP_CHUNK))
+			return -1;
+		n = rt_bound(n - RT_XDP_CHUNK, RT_XDP_CHUNK);
+		return bpf_xdp_load_bytes(ctx, RT_XDP_CHUNK, d + RT_XDP_CHUNK, n);
+	}
+	return bpf_xdp_load_bytes(ctx, 0, d, n);
 }
 
 /* rt_match says whether the filter accepts the frame: it runs on a copy of
@@ -218,6 +233,8 @@ static __always_inline int rt_match(void *ctx, int xdp, int vlan, __u32 cpu, __u
 	if (!s)
 		return 0;
 	have = data_len < rt_window ? data_len : rt_window;
+	if (xdp && have > RT_XDP_MAX)
+		have = RT_XDP_MAX;
 	if (vlan && have < 2 * ETH_ALEN + 4)
 		have = 2 * ETH_ALEN + 4; /* data_len >= 16 with a tag */
 	have = rt_bound(have, RT_WINDOW);
@@ -235,6 +252,9 @@ static __always_inline void rt_capture(void *ctx, int xdp, struct rt_counters *c
 	__u32 cap_len = data_len < rt_snaplen ? data_len : rt_snaplen;
 	__u64 wake;
 	void *ring;
+
+	if (xdp && cap_len > RT_XDP_MAX)
+		cap_len = RT_XDP_MAX;
 
 	c->matched++;
 	ring = bpf_map_lookup_elem(&rt_rings, &cpu);

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"runtime"
 	"strings"
 	"sync"
@@ -43,6 +44,7 @@ type iface struct {
 	linkType uint16
 	hook     string // what was attached: xdp, xdp-generic, tcx, tc-clsact
 	links    []io.Closer
+	loopback bool
 }
 
 // Capture is one loaded and attached capture. Open creates it, Run drains
@@ -141,7 +143,8 @@ func (c *Capture) resolveInterfaces() error {
 			if err != nil {
 				return err
 			}
-			c.ifaces = append(c.ifaces, &iface{name: name, index: l.Attrs().Index, linkType: lt})
+			c.ifaces = append(c.ifaces, &iface{name: name, index: l.Attrs().Index, linkType: lt,
+				loopback: l.Attrs().Flags&net.FlagLoopback != 0})
 		}
 		return nil
 	})
@@ -176,7 +179,14 @@ func (c *Capture) attachAll(spec *ebpf.CollectionSpec) error {
 	default:
 		names = []string{progTCIngress, progTCEgress}
 	}
+	all := names
 	for slot, ifc := range c.ifaces {
+		names := all
+		if ifc.loopback && c.cfg.Direction == DirInOut {
+			// A packet on loopback leaves and enters the same device:
+			// capture it once, as it enters, as libpcap does.
+			names = []string{progTCIngress}
+		}
 		window, err := filterWindow(c.cfg.Filter, ifc.linkType)
 		if err != nil {
 			return err

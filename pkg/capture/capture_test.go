@@ -600,3 +600,49 @@ func TestMonitorPortDrops(t *testing.T) {
 		})
 	}
 }
+
+// TestLoopbackInOutOnce: on loopback a packet leaves and enters the same
+// device; --direction inout captures it once (as it enters), as tcpdump
+// -i lo shows it.
+func TestLoopbackInOutOnce(t *testing.T) {
+	testbedtest.RequirePrivileged(t)
+	pair := testbedtest.MustNewPair(t, testbed.PairConfig{})
+	var conn *net.UDPConn
+	if err := pair.B.Do(func() error {
+		lo, err := netlink.LinkByName("lo")
+		if err != nil {
+			return err
+		}
+		if err := netlink.LinkSetUp(lo); err != nil {
+			return err
+		}
+		conn, err = net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 5678})
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	const n = 3
+	path := filepath.Join(t.TempDir(), "lo.pcapng")
+	st := mustCapture(t, capture.Config{
+		Interfaces: []string{"lo"}, Hook: capture.HookTC, Direction: capture.DirInOut, NetNS: pair.B.NSPath,
+	}, pcapio.FormatPCAPNG, path, func() {
+		for range n {
+			if _, err := conn.WriteToUDP([]byte("ringtap"), conn.LocalAddr().(*net.UDPAddr)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}, n)
+	got, _ := mustReadFile(t, path)
+	if len(got) != n {
+		t.Fatalf("%d packets in the file, sent %d", len(got), n)
+	}
+	for i, p := range got {
+		if p.dir != pcapio.DirInbound {
+			t.Errorf("packet %d: direction %v, want inbound", i, p.dir)
+		}
+	}
+	if c := st.Interfaces[0].Total().Captured; c != n {
+		t.Errorf("captured %d, want %d", c, n)
+	}
+}

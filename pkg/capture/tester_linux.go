@@ -38,10 +38,10 @@ var ErrNotRunnable = errors.New("the kernel refuses to run the program on this f
 const MinTestFrame = 14
 
 // Test runs take at most this many bytes of a frame: an XDP test run holds
-// a page of linear data and 17 page fragments; a TC one a little less than
-// a page.
+// the rest of a page as linear data and 17 page fragments (MAX_SKB_FRAGS);
+// a TC one a little less than a page.
 const (
-	maxTestRunXDP = 64 << 10
+	maxTestRunXDP = 3<<10 + 17*4096
 	maxTestRunTC  = 3 << 10
 )
 
@@ -121,9 +121,8 @@ func (t *Tester) Match(frame []byte) (bool, error) {
 // MatchRecord runs the program on a captured record: data are the bytes
 // captured, wireLen the frame's original length, which is what `len`,
 // `less` and `greater` judge, as libpcap does. A record longer than a
-// test run takes is cut to the bytes the filter can read (all the program
-// would give it), so records of any size run when the filter's window is
-// known; one shorter than an Ethernet header is padded and the program
+// test run takes is cut to what fits when that holds every byte the
+// filter can read, so records of any size run; one shorter than an Ethernet header is padded and the program
 // told how many bytes are real.
 func (t *Tester) MatchRecord(data []byte, wireLen uint32) (bool, error) {
 	wireLen = max(wireLen, uint32(len(data)))
@@ -131,21 +130,26 @@ func (t *Tester) MatchRecord(data []byte, wireLen uint32) (bool, error) {
 	if t.name != progXDP {
 		limit = maxTestRunTC
 	}
-	// The whole record when it fits a test run (a TC run parses the
-	// headers and refuses some truncated ones); else what the filter
-	// can read, which is all the program would give it.
+	// The whole record when it fits a test run; else as much as fits,
+	// which holds all the filter can read (a TC run parses the headers
+	// and refuses some cut too short).
 	n := len(data)
 	if n > limit {
 		if t.window > uint32(limit) {
 			return false, fmt.Errorf("%w: the filter may read %d bytes of this %d-byte record, more than a test run takes (%d)", ErrNotRunnable, t.window, len(data), limit)
 		}
-		n = max(int(t.window), min(n, MinTestFrame))
+		n = limit
 	}
 	frame := data[:n]
 	if n < MinTestFrame {
 		frame = append(make([]byte, 0, MinTestFrame), frame...)
 		frame = frame[:MinTestFrame]
-		clear(frame[n:])
+		// 0xff, so that a padded EtherType is none the kernel parses
+		// (a TC test run refuses an IPv4 EtherType without an IP
+		// header); the program ignores the padding.
+		for i := n; i < MinTestFrame; i++ {
+			frame[i] = 0xff
+		}
 	}
 	opts := ebpf.RunOptions{Data: frame}
 	if t.name == progXDP {

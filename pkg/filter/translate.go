@@ -8,8 +8,8 @@ import (
 )
 
 // DefaultWindow is the capture programs' largest copy of a frame
-// (RT_WINDOW in bpf/capture.h): a 65535-byte frame plus a VLAN tag.
-const DefaultWindow = 65540
+// (RT_WINDOW in bpf/capture.h): a 262144-byte snapshot plus a VLAN tag.
+const DefaultWindow = 262148
 
 // LoopLimit bounds libpcap's loops (see Translate): after this many
 // backward jumps the translated filter rejects the frame.

@@ -299,7 +299,8 @@ func TestNeed(t *testing.T) {
 		{"ip[ip[0]] = 1", 14 + 255 + 1},
 		{"ether[len - 1] = 0", DefaultWindow}, // unbounded offset
 		{"ip6 protochain 6", DefaultWindow},   // a loop
-		{"ether[70000] = 0", 0},               // never in bounds: no bytes needed for it
+		{"ether[70000] = 0", 70001},           // beyond 64 KiB: within the 262144-byte snapshot
+		{"ether[300000] = 0", 0},              // never in bounds: no bytes needed for it
 	} {
 		p := mustTranslate(t, mustCompile(t, tt.expr), DefaultOptions)
 		if p.Need != tt.need || p.Window() != tt.need {
