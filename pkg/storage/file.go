@@ -13,8 +13,9 @@ type FinishedFile struct {
 	Size int64
 	// Packets is the number of packets in the file.
 	Packets uint64
-	// First and Last are the timestamps of the first and last packet; both
-	// are zero for a file without packets.
+	// First and Last are the earliest and latest packet timestamps (the
+	// file's time span; packets from different CPUs may interleave out of
+	// order); both are zero for a file without packets.
 	First, Last time.Time
 	// Start is when the file was opened (the template's {start}).
 	Start time.Time
@@ -27,4 +28,16 @@ type FinishedFile struct {
 	Capture string
 	// Compression is "", "zstd" or "gzip".
 	Compression string
+
+	// End is when the file was finished (for a recovered file, its last
+	// packet or last write).
+	End time.Time
+	// Format is "pcapng" or "pcap".
+	Format string
+	// Sidecar is the path of the JSON sidecar holding these fields, ""
+	// if it could not be written (a full disk).
+	Sidecar string
+	// Recovered marks a file finished by recovery after a crash; it has
+	// no interface statistics at its end.
+	Recovered bool
 }
