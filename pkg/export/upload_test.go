@@ -59,7 +59,7 @@ func TestUpload(t *testing.T) {
 			}
 			if diff := cmp.Diff(map[string]string{
 				"Ringtap-Host": "sensor1", "Ringtap-Capture": "web", "Ringtap-Interfaces": "eth0",
-				"Ringtap-Seq": strconv.FormatUint(f.Seq, 10),
+				"Ringtap-Seq":     strconv.FormatUint(f.Seq, 10),
 				"Ringtap-Packets": strconv.FormatUint(f.Packets, 10), "Ringtap-Start": "2026-12-01T10:28:00Z",
 				"Ringtap-First": "2026-12-01T10:28:01Z", "Ringtap-Last": "2026-12-01T10:29:00Z",
 			}, map[string]string(info.UserMetadata)); diff != "" {
