@@ -80,6 +80,7 @@ const (
 	DefaultRetryMin     = time.Second
 	DefaultRetryMax     = 5 * time.Minute
 	DefaultStartTimeout = 10 * time.Second
+	DefaultStallTimeout = 2 * time.Minute
 	// maxParts is S3's limit on the parts of one multipart upload; a file
 	// that would need more gets a larger part size.
 	maxParts = 10000
@@ -154,6 +155,10 @@ type Config struct {
 	// StartTimeout bounds the bucket check in New; default 10 s. A store
 	// that does not answer in time is an outage, not an error.
 	StartTimeout time.Duration
+	// StallTimeout fails an attempt that has sent no byte for this long
+	// (a half-open connection); default 2 min, more than the transport's
+	// 1 min wait for a response between parts.
+	StallTimeout time.Duration
 
 	// Logger; default slog.Default().
 	Logger *slog.Logger
@@ -315,6 +320,9 @@ func (c Config) resolve() (resolved, error) {
 	}
 	if r.StartTimeout <= 0 {
 		r.StartTimeout = DefaultStartTimeout
+	}
+	if r.StallTimeout <= 0 {
+		r.StallTimeout = DefaultStallTimeout
 	}
 	if r.Host == "" {
 		h, err := os.Hostname()

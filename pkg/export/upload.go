@@ -34,6 +34,8 @@ type hooks struct {
 	read func(key string, n int)
 	// observe may change what the store reported about key.
 	observe func(key string, o *observed)
+	// abortTimeout replaces abortTimeout when set.
+	abortTimeout time.Duration
 }
 
 // upload does one attempt for it: skip if the object is already there,
@@ -91,7 +93,7 @@ func (x *Exporter) upload(ctx context.Context, it *item) (result, error) {
 	if d.multipart() {
 		err = x.putMultipart(ctx, it, f, d)
 	} else {
-		err = x.putSingle(ctx, it, f, d)
+		err = x.watch(ctx, it.e.Key, func(ctx context.Context, w *watchdog) error { return x.putSingle(ctx, it, f, d, w) })
 	}
 	if err != nil {
 		return 0, err
@@ -195,12 +197,12 @@ func (x *Exporter) putOptions(it *item, extra map[string]string) minio.PutObject
 // with checksum none is the signed payload kept, as the one check left.
 func (x *Exporter) unsignedPayload() bool { return x.cfg.checksum != ChecksumNone }
 
-func (x *Exporter) putSingle(ctx context.Context, it *item, f *os.File, d *digest) error {
+func (x *Exporter) putSingle(ctx context.Context, it *item, f *os.File, d *digest, w *watchdog) error {
 	extra := map[string]string{}
 	if h := checksumHeader(d.mode); h != "" {
 		extra[h] = d.partChecksum(1)
 	}
-	_, err := x.core.PutObject(ctx, x.cfg.Bucket, it.e.Key, x.body(it.e.Key, f, 0, d.size), d.size,
+	_, err := x.core.PutObject(ctx, x.cfg.Bucket, it.e.Key, x.body(it.e.Key, f, 0, d.size, w), d.size,
 		d.partContentMD5(1), "", x.putOptions(it, extra))
 	if err != nil {
 		return fmt.Errorf("put %s: %w", it.e.Key, err)
@@ -226,6 +228,24 @@ func (x *Exporter) putMultipart(ctx context.Context, it *item, f *os.File, d *di
 
 	n := d.nparts()
 	parts := make([]minio.CompletePart, n)
+	err = x.watch(ctx, key, func(ctx context.Context, w *watchdog) error {
+		return x.putParts(ctx, key, id, f, d, w, parts)
+	})
+	if err != nil {
+		return err
+	}
+	// Not watched: a store may take minutes to assemble many parts.
+	_, err = x.core.CompleteMultipartUpload(ctx, x.cfg.Bucket, key, id, parts,
+		minio.PutObjectOptions{ServerSideEncryption: x.sse})
+	if err != nil {
+		return fmt.Errorf("complete multipart upload of %s: %w", key, err)
+	}
+	return nil
+}
+
+// putParts uploads the parts, Config.Concurrency at a time, into parts.
+func (x *Exporter) putParts(ctx context.Context, key, id string, f *os.File, d *digest, w *watchdog, parts []minio.CompletePart) error {
+	n := d.nparts()
 	pctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var (
@@ -242,7 +262,7 @@ func (x *Exporter) putMultipart(ctx context.Context, it *item, f *os.File, d *di
 					return
 				}
 				off, size := d.part(i)
-				p, err := x.core.PutObjectPart(pctx, x.cfg.Bucket, key, id, i, x.body(key, f, off, size), size,
+				p, err := x.core.PutObjectPart(pctx, x.cfg.Bucket, key, id, i, x.body(key, f, off, size, w), size,
 					minio.PutObjectPartOptions{Md5Base64: d.partContentMD5(i), CustomHeader: d.partHeader(i), SSE: x.sse,
 						DisableContentSha256: x.unsignedPayload()})
 				if err != nil {
@@ -265,21 +285,17 @@ func (x *Exporter) putMultipart(ctx context.Context, it *item, f *os.File, d *di
 	if firstErr != nil {
 		return firstErr
 	}
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	_, err = x.core.CompleteMultipartUpload(ctx, x.cfg.Bucket, key, id, parts,
-		minio.PutObjectOptions{ServerSideEncryption: x.sse})
-	if err != nil {
-		return fmt.Errorf("complete multipart upload of %s: %w", key, err)
-	}
-	return nil
+	return ctx.Err()
 }
 
 // abortOwn aborts a failed attempt's multipart upload, even when the
 // attempt was stopped.
 func (x *Exporter) abortOwn(key, id string) {
-	ctx, cancel := context.WithTimeout(context.Background(), abortTimeout)
+	timeout := abortTimeout
+	if h := x.cfg.hooks; h != nil && h.abortTimeout > 0 {
+		timeout = h.abortTimeout
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	if err := x.core.AbortMultipartUpload(ctx, x.cfg.Bucket, key, id); err != nil {
 		x.log.Warn("multipart upload of a failed attempt not aborted: the next attempt aborts it", "key", key, "upload_id", id, "err", err)
@@ -290,26 +306,75 @@ func (x *Exporter) abortOwn(key, id string) {
 
 // body is n bytes of f from off, read as they are sent: no buffer, and
 // seekable, so minio-go can retry a request by seeking back. It must not
-// be an io.Closer (minio-go closes closable bodies).
-func (x *Exporter) body(key string, f *os.File, off, n int64) io.ReadSeeker {
-	r := io.NewSectionReader(f, off, n)
+// be an io.Closer (minio-go closes closable bodies). Every read tells the
+// watchdog that the upload moves.
+func (x *Exporter) body(key string, f *os.File, off, n int64, w *watchdog) io.ReadSeeker {
+	b := &body{r: io.NewSectionReader(f, off, n), w: w}
 	if h := x.cfg.hooks; h != nil && h.read != nil {
-		return &hookedBody{r: r, fn: func(n int) { h.read(key, n) }}
+		b.hook = func(n int) { h.read(key, n) }
 	}
-	return r
+	return b
 }
 
-type hookedBody struct {
-	r  *io.SectionReader
-	fn func(int)
+type body struct {
+	r    *io.SectionReader
+	w    *watchdog
+	hook func(int)
 }
 
-func (b *hookedBody) Read(p []byte) (int, error) {
+func (b *body) Read(p []byte) (int, error) {
 	n, err := b.r.Read(p)
 	if n > 0 {
-		b.fn(n)
+		b.w.moved()
+		if b.hook != nil {
+			b.hook(n)
+		}
 	}
 	return n, err
 }
 
-func (b *hookedBody) Seek(off int64, whence int) (int64, error) { return b.r.Seek(off, whence) }
+func (b *body) Seek(off int64, whence int) (int64, error) { return b.r.Seek(off, whence) }
+
+// errStalled: an upload sent nothing for Config.StallTimeout.
+var errStalled = errors.New("upload stalled")
+
+// watchdog cancels an upload whose body has not been read for the stall
+// timeout: a half-open connection (a partition without a reset) would
+// otherwise hold the upload, and every file behind it, until TCP gives up
+// many minutes later.
+type watchdog struct{ last atomic.Int64 }
+
+func (w *watchdog) moved() { w.last.Store(time.Now().UnixNano()) }
+
+// watch runs put under a watchdog.
+func (x *Exporter) watch(ctx context.Context, key string, put func(context.Context, *watchdog) error) error {
+	stall := x.cfg.StallTimeout
+	wctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	w := &watchdog{}
+	w.moved()
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		t := time.NewTicker(stall / 4)
+		defer t.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-t.C:
+				if time.Since(time.Unix(0, w.last.Load())) > stall {
+					cancel(errStalled)
+					return
+				}
+			}
+		}
+	})
+	err := put(wctx, w)
+	close(stop)
+	wg.Wait()
+	if err != nil && ctx.Err() == nil && errors.Is(context.Cause(wctx), errStalled) {
+		return fmt.Errorf("upload of %s sent nothing for %v (a half-open connection?): %w", key, stall, errStalled)
+	}
+	return err
+}
