@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"io"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -99,10 +100,16 @@ func tsharkPackets(t testing.TB, path string) int {
 
 // mustRecorder makes a Recorder and closes it at cleanup if the test did
 // not.
+// discardLog keeps tests quiet.
+var discardLog = slog.New(slog.DiscardHandler)
+
 func mustRecorder(t testing.TB, o Options) *Recorder {
 	t.Helper()
 	if o.Interfaces == nil {
 		o.Interfaces = eth0
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
 	}
 	r, err := NewRecorder(o)
 	if err != nil {
@@ -261,3 +268,5 @@ func checkAccounted(t testing.TB, r *Recorder, accepted int) {
 		t.Errorf("written %d + dropped %d = %d, want the %d packets accepted", s.PacketsWritten, s.WriteDrops, got, accepted)
 	}
 }
+
+func itoa(i int) string { return strconv.Itoa(i) }

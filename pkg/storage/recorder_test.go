@@ -262,11 +262,13 @@ func TestStatisticsPerFile(t *testing.T) {
 	var sum [2]pcapio.InterfaceStats
 	var packets int
 	prevEnd := t0.UnixNano()
-	for _, f := range files {
+	for i, f := range files {
 		res := mustRead(t, f)
 		packets += len(res.seqs)
-		if got := tsharkPackets(t, f); got != len(res.seqs) {
-			t.Errorf("%s: tshark reads %d packets, we read %d", f, got, len(res.seqs))
+		if i == 0 { // tshark takes 2 s to start: once
+			if got := tsharkPackets(t, f); got != len(res.seqs) {
+				t.Errorf("%s: tshark reads %d packets, we read %d", f, got, len(res.seqs))
+			}
 		}
 		if got := capinfosPackets(t, f); got != len(res.seqs) {
 			t.Errorf("%s: capinfos counts %d packets, we read %d", f, got, len(res.seqs))
