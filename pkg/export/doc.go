@@ -17,7 +17,8 @@
 //   - Outages: a store that is down or unreachable (also at start) only
 //     delays uploads. Every failed attempt is retried with exponential
 //     backoff and jitter; a file that keeps failing does not hold up the
-//     others.
+//     others. An upload that sends nothing for a while (a half-open
+//     connection) is failed and retried rather than waited on.
 //   - Bounded memory: files are uploaded with their known size straight
 //     from the file (io.SectionReader per part, no part buffer), so memory
 //     does not grow with the part size or the file size.

@@ -182,7 +182,7 @@ func (x *Exporter) Enqueue(f storage.FinishedFile) error {
 	case closed:
 		return ErrClosed
 	case old != nil && old.e.Path != path:
-		return userErr(ErrKeyConflict, nil, fmt.Sprintf("enqueue %s: object key %s is already pending for %s: put {name} or {seq} in the key template", path, key, old.e.Path))
+		return userErr(ErrKeyConflict, nil, fmt.Sprintf("enqueue %s: object key %s is already pending for %s: make the key template tell them apart (with {capture}, {iface} or {seq})", path, key, old.e.Path))
 	case old != nil || oldPath != nil:
 		return nil
 	}

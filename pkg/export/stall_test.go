@@ -136,8 +136,8 @@ type recordLevels struct {
 }
 
 func (h *recordLevels) Enabled(context.Context, slog.Level) bool { return true }
-func (h *recordLevels) WithAttrs([]slog.Attr) slog.Handler      { return h }
-func (h *recordLevels) WithGroup(string) slog.Handler           { return h }
+func (h *recordLevels) WithAttrs([]slog.Attr) slog.Handler       { return h }
+func (h *recordLevels) WithGroup(string) slog.Handler            { return h }
 func (h *recordLevels) Handle(_ context.Context, r slog.Record) error {
 	reason := ""
 	r.Attrs(func(a slog.Attr) bool {
@@ -203,4 +203,3 @@ func TestCredentialsRejectedLater(t *testing.T) {
 	mustDrain(t, x)
 	mustArrivedOnce(t, srv.Client(t), cfg, []testFile{f})
 }
-
