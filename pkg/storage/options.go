@@ -166,6 +166,7 @@ type Options struct {
 	frameAge      time.Duration // idle time after which a frame ends
 	resumeBackoff time.Duration // between attempts after a write error
 	space         func(dir string) (avail, total int64, err error)
+	waitForQueue  bool // benchmarks: wait for the output instead of dropping
 }
 
 // Validate checks o without creating anything: sizes, template, the

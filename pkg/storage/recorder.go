@@ -501,6 +501,10 @@ func (r *Recorder) acquire() bool {
 		r.backing = make([]byte, 0, r.bufCap)
 		return true
 	}
+	if r.opts.waitForQueue {
+		r.backing = (<-r.free)[:0]
+		return true
+	}
 	return false
 }
 

@@ -74,7 +74,7 @@ func mustPlaceTemp(t *testing.T, name string, b []byte) string {
 
 // fastTempDir is a directory on tmpfs if there is one, where the syncs
 // of thousands of recoveries cost nothing.
-func fastTempDir(t *testing.T) string {
+func fastTempDir(t testing.TB) string {
 	t.Helper()
 	d, err := os.MkdirTemp("/dev/shm", "storage-test")
 	if err != nil {
@@ -221,7 +221,7 @@ func frameTable(t *testing.T, b []byte, comp Compression) (spans []frameSpan, co
 func TestRecoverTornCompressed(t *testing.T) {
 	for _, comp := range []Compression{CompressZstd, CompressGzip} {
 		t.Run(comp.String(), func(t *testing.T) {
-			full := mustCaptureBytes(t, Options{Compression: comp, FrameSize: MinFrameSize, frameAge: time.Hour}, 1500)
+			full := mustCaptureBytes(t, Options{Compression: comp, FrameSize: MinFrameSize, frameAge: time.Hour}, 700)
 			spans, content := frameTable(t, full, comp)
 			if len(spans) < 4 {
 				t.Fatalf("%d frames, want several", len(spans))
