@@ -145,8 +145,8 @@ type Config struct {
 	// Spool is the directory of pending uploads; default DefaultSpool.
 	Spool string
 	// DeleteAfterUpload removes the local file, and its sidecar
-	// (path + ".json") if there is one, once the store has confirmed the
-	// upload and the spool entry is gone.
+	// (FinishedFile.Sidecar, else path + ".json") if there is one, once
+	// the store has confirmed the upload and the spool entry is gone.
 	DeleteAfterUpload bool
 
 	// RetryMin and RetryMax bound the exponential backoff between

@@ -157,6 +157,10 @@ func (x *Exporter) Enqueue(f storage.FinishedFile) error {
 		return fmt.Errorf("enqueue %s: not a regular file", path)
 	}
 	f.Path = path
+	sidecar := f.Sidecar
+	if sidecar == "" {
+		sidecar = path + ".json" // where storage writes it
+	}
 	key, err := x.cfg.tmpl.Key(x.cfg.Prefix, x.cfg.Host, f)
 	if err != nil {
 		return fmt.Errorf("enqueue %s: %w", path, err)
@@ -168,6 +172,7 @@ func (x *Exporter) Enqueue(f storage.FinishedFile) error {
 		Path:        path,
 		Size:        fi.Size(),
 		PartSize:    partSizeFor(x.cfg.PartSize, fi.Size()),
+		Sidecar:     sidecar,
 		ContentType: contentType(path),
 		Meta:        objectMeta(f, x.cfg.Host),
 		Enqueued:    time.Now().UTC(),
@@ -482,7 +487,10 @@ func (x *Exporter) done(it *item, res result, took time.Duration) {
 		// The object is safe; the next start finds it present.
 		x.log.Error("spool entry not removed after upload; the local file is kept", "path", it.e.Path, "err", rmErr)
 	case x.cfg.DeleteAfterUpload && res != resLost:
-		for _, p := range []string{it.e.Path, it.e.Path + ".json"} {
+		for _, p := range []string{it.e.Path, it.e.Sidecar} {
+			if p == "" {
+				continue
+			}
 			if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
 				x.log.Error("local copy not removed after upload", "path", p, "err", err)
 			}
@@ -532,6 +540,12 @@ func objectMeta(f storage.FinishedFile, host string) map[string]string {
 	}
 	if f.Compression != "" {
 		m["ringtap-compression"] = f.Compression
+	}
+	if f.Format != "" {
+		m["ringtap-format"] = f.Format
+	}
+	if f.Recovered {
+		m["ringtap-recovered"] = "true"
 	}
 	return m
 }

@@ -1,6 +1,7 @@
 package export
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"sync"
@@ -207,14 +208,27 @@ func TestCrashAfterConfirm(t *testing.T) {
 // the option they stay. Pending follows the spool.
 func TestDeleteAfterUpload(t *testing.T) {
 	srv := mustServer(t, miniotest.Options{})
-	for _, del := range []bool{true, false} {
-		t.Run(map[bool]string{true: "delete", false: "keep"}[del], func(t *testing.T) {
+	tests := []struct {
+		name       string
+		del, named bool
+	}{
+		{name: "delete", del: true},
+		{name: "delete, sidecar named by the recorder", del: true, named: true},
+		{name: "keep"},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			del := tt.del
 			cfg := testConfig(t, srv)
-			cfg.Prefix = map[bool]string{true: "delete/", false: "keep/"}[del]
+			cfg.Prefix = fmt.Sprintf("delete/%d/", i)
 			cfg.DeleteAfterUpload = del
 			x := mustNew(t, cfg)
 			f := mustFile(t, t.TempDir(), "a.pcapng", 1000, 1)
 			sidecar := f.Path + ".json"
+			if tt.named {
+				sidecar = filepath.Join(filepath.Dir(f.Path), ".meta-a.json")
+				f.Sidecar = sidecar
+			}
 			mustWrite(t, sidecar, []byte("{}\n"))
 			srv.Kill()
 			mustEnqueue(t, x, f)

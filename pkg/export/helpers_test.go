@@ -128,6 +128,7 @@ func mustFile(t testing.TB, dir, name string, size int64, seed uint64) testFile 
 			Seq:        seed,
 			Interfaces: []string{"eth0"},
 			Capture:    "web",
+			Format:     "pcapng",
 		},
 		sum: hex.EncodeToString(h.Sum(nil)),
 	}

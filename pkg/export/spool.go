@@ -47,6 +47,7 @@ type entry struct {
 	Path        string            `json:"path"`
 	Size        int64             `json:"size"`
 	PartSize    int64             `json:"part_size"`
+	Sidecar     string            `json:"sidecar,omitempty"`
 	ContentType string            `json:"content_type,omitempty"`
 	Meta        map[string]string `json:"meta,omitempty"`
 	Enqueued    time.Time         `json:"enqueued"`

@@ -62,6 +62,7 @@ func TestUpload(t *testing.T) {
 				"Ringtap-Seq":     strconv.FormatUint(f.Seq, 10),
 				"Ringtap-Packets": strconv.FormatUint(f.Packets, 10), "Ringtap-Start": "2026-12-01T10:28:00Z",
 				"Ringtap-First": "2026-12-01T10:28:01Z", "Ringtap-Last": "2026-12-01T10:29:00Z",
+				"Ringtap-Format": "pcapng",
 			}, map[string]string(info.UserMetadata)); diff != "" {
 				t.Errorf("metadata (-want +got):\n%s", diff)
 			}
