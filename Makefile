@@ -10,7 +10,7 @@ STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 TEST_TIMEOUT ?= 15m
 BENCHFLAGS ?=
 
-.PHONY: help deps build generate check-generate test test-race demo lint bench clean
+.PHONY: help deps build generate check-generate test test-race test-kernels demo lint bench clean
 
 help: ## show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -34,6 +34,9 @@ test: deps ## run every test (privileged tests need root; under CI=true they fai
 	$(GO) test -p 1 -count=1 -timeout $(TEST_TIMEOUT) ./...
 	@# Every Go benchmark once (-benchtime 1x), so that none rots; make bench and BENCHMARKS.md give the real runs.
 	$(GO) test -p 1 -count=1 -timeout $(TEST_TIMEOUT) -run '^$$' -bench . -benchtime 1x ./...
+
+test-kernels: deps ## run the privileged tests and the demo on Debian's 5.10, 6.1, 6.12 kernels (qemu) and the host's (hack/kernels)
+	hack/kernels/matrix.sh
 
 test-race: deps ## run the tests with the race detector
 	$(GO) test -p 1 -race -count=1 -timeout $(TEST_TIMEOUT) ./...
