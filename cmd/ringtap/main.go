@@ -3,6 +3,7 @@
 //	ringtap capture -i IFACE [flags] [EXPRESSION]
 //	ringtap filter explain EXPRESSION
 //	ringtap filter test -r FILE [-w OUT] EXPRESSION
+//	ringtap recover DIR
 //	ringtap version
 package main
 
@@ -37,6 +38,7 @@ const usage = `usage: ringtap <command> [flags]
 commands:
   capture   capture packets into a pcapng or pcap file (a demo when no -i is given)
   filter    explain or test a tcpdump filter expression
+  recover   finish the torn files a crashed capture left in a directory
   version   print the version
 
 Run 'ringtap <command> -h' for the flags of a command.
@@ -52,6 +54,8 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return runCapture(args[1:], stdout, stderr)
 	case "filter":
 		return runFilter(args[1:], stdout, stderr)
+	case "recover":
+		return runRecover(args[1:], stdout, stderr)
 	case "version", "--version", "-version":
 		fmt.Fprintf(stdout, "ringtap %s\n", version)
 		return nil
