@@ -138,6 +138,11 @@ func flagName(name string) string {
 func storageOptions(f *captureFlags, format pcapio.Format) (storage.Options, error) {
 	o := storage.Options{Format: format, Application: "ringtap " + version, FileCount: f.fileCount,
 		Postrotate: f.postrotate, PostrotateTimeout: f.postrotateTimeout, Template: f.nameTemplate}
+	if scheme, _, ok := strings.Cut(f.out, "://"); ok && !strings.Contains(scheme, "/") {
+		// Not a local path: without this, s3://b/p/ would make a
+		// directory named "s3:".
+		return o, fmt.Errorf("%w: -w %s: ringtap capture writes local files; uploading to %s:// is not wired into it yet", errUsage, f.out, scheme)
+	}
 	if fi, err := os.Stat(f.out); strings.HasSuffix(f.out, "/") || err == nil && fi.IsDir() {
 		o.Dir = f.out
 	} else {

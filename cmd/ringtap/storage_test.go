@@ -61,6 +61,7 @@ func TestStorageUsageErrors(t *testing.T) {
 		{"rotation on stdout", []string{"-", "-C", "10"}, "-C needs a file or a directory"},
 		{"compression on stdout", []string{"-", "--compress", "zstd"}, "--compress needs a file or a directory"},
 		{"retention on stdout", []string{"-", "--max-age", "1h"}, "--max-age needs a file or a directory"},
+		{"url", []string{"s3://bucket/prefix/"}, "writes local files"},
 		{"unwritable directory", []string{regular + "/sub/"}, "cannot write the output file"},
 		{"missing directory of a file", []string{"DIR/nope/x.pcapng"}, "cannot write the output file"},
 	} {
