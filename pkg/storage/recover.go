@@ -236,6 +236,9 @@ func recoverFile(root, rel, final string, reuse bool) (rf RecoveredFile) {
 		}
 		return rf
 	}
+	// The sidecar's temporary file is written while the data file is
+	// locked: with the lock ours, its writer is gone.
+	os.Remove(filepath.Join(root, filepath.FromSlash(tempName(sidecarName(final)))))
 	fi, err := fh.Stat()
 	if err != nil {
 		rf.Err = err
