@@ -364,22 +364,26 @@ func (r *Recorder) Close() error {
 	return r.finalErr
 }
 
-// timer rotates by time when no packet comes to do it.
+// timer rotates by time when no packet comes to do it: it wakes at the
+// current file's deadline (and at least every 250 ms, in case the clock
+// moves).
 func (r *Recorder) timer() {
-	tick := min(max(r.opts.FileAge/4, 10*time.Millisecond), 250*time.Millisecond)
-	t := time.NewTicker(tick)
+	t := time.NewTimer(0)
 	defer t.Stop()
 	for {
 		select {
 		case <-r.stop:
 			return
 		case <-t.C:
-			r.mu.Lock()
-			if now := r.opts.now().UnixNano(); !r.closed && now >= r.cur.deadline {
-				r.rotate(max(now, r.maxTs))
-			}
-			r.mu.Unlock()
 		}
+		r.mu.Lock()
+		now := r.opts.now().UnixNano()
+		if !r.closed && now >= r.cur.deadline {
+			r.rotate(max(now, r.maxTs))
+		}
+		wait := time.Duration(r.cur.deadline - now)
+		r.mu.Unlock()
+		t.Reset(min(max(wait, time.Millisecond), 250*time.Millisecond))
 	}
 }
 
