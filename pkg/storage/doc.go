@@ -48,5 +48,9 @@
 //   - Postrotate commands and OnFinish run outside the writer; a failing
 //     or hanging command is killed after its timeout and counted.
 //
+// A Recorder has no Run of its own: its caller drives it (capture.Run
+// calls WritePacket, Flush and WriteInterfaceStats from its writer
+// goroutine), and Close ends the goroutines it started (output, finisher,
+// rotation timer, retention, postrotate) after finishing the last file.
 // Stats are counters for the agent's metrics (see Stats.Metrics).
 package storage
