@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"os"
 	"runtime/pprof"
-	"strconv"
 	"strings"
 	"time"
 
@@ -155,13 +154,14 @@ func storageOptions(f *captureFlags, format pcapio.Format) (storage.Options, err
 		return fmt.Errorf("%w: %s", errUsage, fmt.Sprintf(format, args...))
 	}
 	if f.fileSize != "" {
-		// tcpdump's -C counts millions of bytes.
-		if n, err := strconv.ParseUint(f.fileSize, 10, 63); err == nil {
-			if n > (1<<62)/1_000_000 {
-				return o, usage("-C %s is too large", f.fileSize)
-			}
-			o.FileSize = int64(n) * 1e6
-		} else if o.FileSize, err = storage.ParseSize(f.fileSize); err != nil {
+		// tcpdump's -C counts millions of bytes: a bare number (0.5 too)
+		// is in MB.
+		size := f.fileSize
+		if strings.Trim(size, "0123456789.") == "" {
+			size += "MB"
+		}
+		var err error
+		if o.FileSize, err = storage.ParseSize(size); err != nil {
 			return o, usage("-C: %v", err)
 		}
 		if o.FileSize == 0 {

@@ -48,6 +48,7 @@ func TestStorageUsageErrors(t *testing.T) {
 		{"-W alone", []string{"DIR/", "-W", "5"}, "-W needs -C or -G"},
 		{"-W negative", []string{"DIR/", "-C", "1", "-W", "-1"}, "-W -1"},
 		{"bad size", []string{"DIR/", "-C", "12XB"}, "-C: size \"12XB\""},
+		{"size below a page", []string{"DIR/", "-C", "0.001"}, "below 4096 bytes"},
 		{"zero size", []string{"DIR/", "-C", "0"}, "-C must be above 0"},
 		{"bad seconds", []string{"DIR/", "-G", "soon"}, "-G: duration \"soon\""},
 		{"unknown compression", []string{"DIR/", "--compress", "lz4"}, "--compress \"lz4\""},
@@ -61,7 +62,7 @@ func TestStorageUsageErrors(t *testing.T) {
 		{"rotation on stdout", []string{"-", "-C", "10"}, "-C needs a file or a directory"},
 		{"compression on stdout", []string{"-", "--compress", "zstd"}, "--compress needs a file or a directory"},
 		{"retention on stdout", []string{"-", "--max-age", "1h"}, "--max-age needs a file or a directory"},
-		{"url", []string{"s3://bucket/prefix/"}, "writes local files"},
+		{"url", []string{"ftp://host/dir/"}, "writes local files"},
 		{"unwritable directory", []string{regular + "/sub/"}, "cannot write the output file"},
 		{"missing directory of a file", []string{"DIR/nope/x.pcapng"}, "cannot write the output file"},
 	} {
