@@ -16,7 +16,7 @@ help: ## show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
 
 deps: ## install the Debian packages needed (clang, libpcap-dev, tcpdump, tshark, ...)
-	@[ -n "$(SKIP_DEPS)" ] || hack/deps.sh
+	@[ -n "$(SKIP_DEPS)" ] || { hack/deps.sh && hack/minio.sh; }
 
 build: deps ## build bin/ringtap and bin/ringtap-bench
 	$(GO) build -ldflags '$(LDFLAGS)' -o bin/ringtap ./cmd/ringtap

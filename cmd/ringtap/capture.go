@@ -58,6 +58,7 @@ type captureFlags struct {
 	maxBytes          string
 	maxAge            string
 	minFree           string
+	export            exportFlags     // -w s3://
 	set               map[string]bool // flags given on the command line
 }
 
@@ -96,8 +97,9 @@ func parseCaptureFlags(args []string, stderr io.Writer) (*captureFlags, error) {
 	fs.StringVar(&f.maxBytes, "max-bytes", "", "retention: keep at most this many bytes of finished files (e.g. 50GB)")
 	fs.StringVar(&f.maxAge, "max-age", "", "retention: delete files older than this (e.g. 72h, 30d)")
 	fs.StringVar(&f.minFree, "min-free", "", "retention: keep this much disk space free, as a percentage or a size (e.g. 10%, 5GB)")
+	f.export.register(fs)
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: ringtap capture -i IFACE [-i IFACE ...] [-w FILE|DIR/|-] [-C SIZE] [-G SECONDS] [-W COUNT] [-z CMD] [--compress zstd|gzip] [--max-bytes SIZE] [--max-age AGE] [--min-free SPACE] [-s SNAPLEN] [-c COUNT] [--duration D] [-F pcapng|pcap] [--hook auto|xdp|tc] [--direction in|out|inout] [--monitor-port] [--ring-size BYTES] [--xdp-mode auto|native|generic] [--bpf-file FILE] [EXPRESSION]")
+		fmt.Fprintln(stderr, "usage: ringtap capture -i IFACE [-i IFACE ...] [-w FILE|DIR/|s3://BUCKET/PREFIX/|-] [-C SIZE] [-G SECONDS] [-W COUNT] [-z CMD] [--compress zstd|gzip] [--max-bytes SIZE] [--max-age AGE] [--min-free SPACE] [-s SNAPLEN] [-c COUNT] [--duration D] [-F pcapng|pcap] [--hook auto|xdp|tc] [--direction in|out|inout] [--monitor-port] [--ring-size BYTES] [--xdp-mode auto|native|generic] [--bpf-file FILE] [EXPRESSION]")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -137,15 +139,26 @@ func flagName(name string) string {
 func storageOptions(f *captureFlags, format pcapio.Format) (storage.Options, error) {
 	o := storage.Options{Format: format, Application: "ringtap " + version, FileCount: f.fileCount,
 		Postrotate: f.postrotate, PostrotateTimeout: f.postrotateTimeout, Template: f.nameTemplate}
-	if scheme, _, ok := strings.Cut(f.out, "://"); ok && !strings.Contains(scheme, "/") {
-		// Not a local path: without this, s3://b/p/ would make a
-		// directory named "s3:".
-		return o, fmt.Errorf("%w: -w %s: ringtap capture writes local files; uploading to %s:// is not wired into it yet", errUsage, f.out, scheme)
+	out := f.out
+	if isS3(out) {
+		// Files are written into the spool and uploaded from there.
+		out = f.export.spool + "/"
+	} else if scheme, _, ok := strings.Cut(out, "://"); ok && !strings.Contains(scheme, "/") {
+		// Not a local path: without this, x://b/p/ would make a
+		// directory named "x:".
+		return o, fmt.Errorf("%w: -w %s: ringtap capture writes local files, or uploads to s3://", errUsage, out)
 	}
-	if fi, err := os.Stat(f.out); strings.HasSuffix(f.out, "/") || err == nil && fi.IsDir() {
-		o.Dir = f.out
+	if !isS3(f.out) {
+		for _, name := range exportOnlyFlags {
+			if f.set[name] {
+				return o, fmt.Errorf("%w: %s is for -w s3://BUCKET/PREFIX/", errUsage, flagName(name))
+			}
+		}
+	}
+	if fi, err := os.Stat(out); strings.HasSuffix(out, "/") || err == nil && fi.IsDir() {
+		o.Dir = out
 	} else {
-		o.File = f.out
+		o.File = out
 		if f.nameTemplate != "" {
 			return o, fmt.Errorf("%w: --name-template names the files of a directory: use -w DIR/", errUsage)
 		}
@@ -313,13 +326,31 @@ func captureTo(ctx context.Context, f *captureFlags, stdout, stderr io.Writer, r
 	// an existing file is replaced only when its successor is complete.
 	var sopts storage.Options
 	if f.out == "-" {
-		for _, name := range outputFlags {
+		for _, name := range append(outputFlags, exportOnlyFlags...) {
 			if f.set[name] {
 				return nil, fmt.Errorf("%w: %s needs a file or a directory: -w - streams one pcap to stdout (compress with a pipe, e.g. | zstd)", errUsage, flagName(name))
 			}
 		}
 	} else if sopts, err = storageOptions(f, format); err != nil {
 		return nil, err
+	}
+	var up *uploader
+	if isS3(f.out) {
+		cfg, err := exportConfig(f)
+		if err != nil {
+			return nil, err
+		}
+		if up, err = startUpload(cfg, f); err != nil {
+			return nil, err
+		}
+		up.hook(&sopts)
+		defer func() {
+			if up != nil { // not finished: the capture never ran
+				up.cancel()
+				<-up.done
+				up.x.Close()
+			}
+		}()
 	}
 	c, err := capture.Open(capture.Config{
 		Interfaces: f.ifaces, Hook: hook, Direction: dir, SnapLen: uint32(f.snaplen),
@@ -376,6 +407,12 @@ func captureTo(ctx context.Context, f *captureFlags, stdout, stderr io.Writer, r
 		}
 		s := rec.Stats()
 		res.storage = &s
+	}
+	if up != nil {
+		if err := up.finish(stderr); err != nil && runErr == nil {
+			runErr = err
+		}
+		up = nil
 	}
 	st, serr := c.Stats()
 	if serr != nil {
