@@ -433,7 +433,7 @@ func cumulativeStats(c *capture.Capture) []pcapio.InterfaceStats {
 	out := make([]pcapio.InterfaceStats, len(st.Interfaces))
 	for i, is := range st.Interfaces {
 		t := is.Total()
-		out[i] = pcapio.InterfaceStats{Timestamp: now, Received: t.Seen, Dropped: t.Dropped, Accepted: t.Matched}
+		out[i] = pcapio.InterfaceStats{Timestamp: now, Received: t.Seen, Dropped: t.Lost(), Accepted: t.Matched}
 	}
 	return out
 }

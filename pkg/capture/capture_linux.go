@@ -568,7 +568,7 @@ func (c *Capture) writeStats(w PacketWriter) error {
 	now := time.Now().UnixNano()
 	for i, is := range st.Interfaces {
 		t := is.Total()
-		if err := sw.WriteInterfaceStats(i, pcapio.InterfaceStats{Timestamp: now, Received: t.Seen, Dropped: t.Dropped, Accepted: t.Matched}); err != nil {
+		if err := sw.WriteInterfaceStats(i, pcapio.InterfaceStats{Timestamp: now, Received: t.Seen, Dropped: t.Lost(), Accepted: t.Matched}); err != nil {
 			return fmt.Errorf("write interface statistics: %w", err)
 		}
 	}
