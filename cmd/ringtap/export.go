@@ -26,6 +26,7 @@ type exportFlags struct {
 	caFile            string
 	sse               string
 	kmsKey            string
+	ssecKeyFile       string
 	keyTemplate       string
 	partSize          string
 	stallTimeout      time.Duration
@@ -41,6 +42,7 @@ func (e *exportFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&e.caFile, "s3-ca", "", "PEM file of the CA that signs the endpoint's certificate")
 	fs.StringVar(&e.sse, "s3-sse", "", "server-side encryption: sse-s3, sse-kms or sse-c")
 	fs.StringVar(&e.kmsKey, "s3-kms-key", "", "with --s3-sse sse-kms: the KMS key id")
+	fs.StringVar(&e.ssecKeyFile, "s3-ssec-key", "", "with --s3-sse sse-c: file of the 32-byte key (raw or base64)")
 	fs.StringVar(&e.keyTemplate, "s3-key-template", export.DefaultKeyTemplate, "object keys: {prefix} {host} {capture} {iface} {start:LAYOUT} {date} {seq} {name}")
 	fs.StringVar(&e.partSize, "s3-part-size", "16MiB", "multipart part size (5MiB to 5GiB)")
 	fs.DurationVar(&e.stallTimeout, "s3-stall-timeout", export.DefaultStallTimeout, "fail an upload that sends nothing for this long")
@@ -48,7 +50,7 @@ func (e *exportFlags) register(fs *flag.FlagSet) {
 
 // exportOnlyFlags need -w s3://.
 var exportOnlyFlags = []string{"s3-endpoint", "spool", "upload-grace", "delete-after-upload", "s3-checksum", "s3-addressing",
-	"s3-ca", "s3-sse", "s3-kms-key", "s3-key-template", "s3-part-size", "s3-stall-timeout"}
+	"s3-ca", "s3-sse", "s3-kms-key", "s3-ssec-key", "s3-key-template", "s3-part-size", "s3-stall-timeout"}
 
 // isS3 says whether -w names an object store.
 func isS3(out string) bool { return strings.HasPrefix(out, "s3://") }
@@ -65,7 +67,7 @@ func exportConfig(f *captureFlags) (export.Config, error) {
 	if err != nil {
 		return cfg, fmt.Errorf("%w: --s3-part-size: %w", errUsage, err)
 	}
-	cfg.Endpoint, cfg.CAFile, cfg.KMSKeyID, cfg.KeyTemplate = e.endpoint, e.caFile, e.kmsKey, e.keyTemplate
+	cfg.Endpoint, cfg.CAFile, cfg.KMSKeyID, cfg.SSECKeyFile, cfg.KeyTemplate = e.endpoint, e.caFile, e.kmsKey, e.ssecKeyFile, e.keyTemplate
 	cfg.Checksum, cfg.Addressing, cfg.Encryption = export.Checksum(e.checksum), export.Addressing(e.addressing), export.Encryption(e.sse)
 	cfg.PartSize, cfg.StallTimeout, cfg.DeleteAfterUpload = int64(part), e.stallTimeout, e.deleteAfterUpload
 	// Capture files wait in the spool directory itself; the exporter's
