@@ -145,10 +145,11 @@ type Options struct {
 	// sampled at each rotation for the per-file statistics blocks.
 	// Without it, only WriteInterfaceStats writes statistics.
 	Stats func() []pcapio.InterfaceStats
-	// OnFinish is called for every finished (or recovered) file after
-	// its rename, from the Recorder's finishing goroutine, in order. It
-	// must return quickly (enqueue and return): while it runs, the next
-	// file cannot be finished and the write queue fills.
+	// OnFinish is called for every finished file after its rename, from
+	// the Recorder's finishing goroutine, in order (for the files
+	// recovered at start, from NewRecorder before it returns). It must
+	// return quickly (enqueue and return): while it runs, the next file
+	// cannot be finished and the write queue fills.
 	OnFinish func(FinishedFile)
 	// Pinned says whether a finished file must be kept (not yet
 	// exported). Retention deletes a pinned file only when the free
