@@ -20,13 +20,12 @@ import (
 // an upload runs and reports the peak above the level it started from,
 // and the bytes allocated meanwhile.
 type heapProbe struct {
-	cpu       time.Duration
-	start     uint64
-	startMS   runtime.MemStats
-	peak      uint64
-	stop      chan struct{}
-	wg        sync.WaitGroup
-	allocated uint64
+	cpu     time.Duration
+	start   uint64
+	startMS runtime.MemStats
+	peak    uint64
+	stop    chan struct{}
+	wg      sync.WaitGroup
 }
 
 const heapMetric = "/memory/classes/heap/objects:bytes"

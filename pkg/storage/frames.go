@@ -68,12 +68,11 @@ type frameSource interface {
 // zstdSource walks zstd frames. A frame counts only when it is complete
 // and its checksum holds: the torn last frame of a crash is cut.
 type zstdSource struct {
-	cr    *countingReader
-	dec   *zstd.Decoder
-	level int
-	u     int64
-	buf   []byte
-	out   []byte
+	cr  *countingReader
+	dec *zstd.Decoder
+	u   int64
+	buf []byte
+	out []byte
 }
 
 func newZstdSource(r io.Reader) (*zstdSource, error) {
