@@ -2,6 +2,8 @@ package bench
 
 import (
 	"bufio"
+	"bytes"
+	"compress/gzip"
 	"context"
 	"errors"
 	"fmt"
@@ -15,6 +17,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/klauspost/compress/zstd"
 
 	"github.com/ringtap/ringtap/pkg/pcapio"
 	"github.com/ringtap/ringtap/pkg/testbed"
@@ -487,8 +491,29 @@ func writtenFromSummary(stderr string) (uint64, error) {
 	return 0, fmt.Errorf("no summary in ringtap's output")
 }
 
-// countFile counts the packets in a capture file.
+// countFile counts the packets in a capture file and in the files that
+// rotation (-C, -G) numbered after it as tcpdump does (path1, path2 ...),
+// zstd- or gzip-compressed or not; the size is that of all of them.
 func countFile(path string) (uint64, int64, error) {
+	var n uint64
+	var size int64
+	for i := 0; ; i++ {
+		p := path
+		if i > 0 {
+			p = path + strconv.Itoa(i)
+		}
+		c, sz, err := countOne(p)
+		if i > 0 && errors.Is(err, os.ErrNotExist) {
+			return n, size, nil
+		}
+		n, size = n+c, size+sz
+		if err != nil {
+			return n, size, err
+		}
+	}
+}
+
+func countOne(path string) (uint64, int64, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return 0, 0, err
@@ -498,7 +523,22 @@ func countFile(path string) (uint64, int64, error) {
 	if err != nil {
 		return 0, 0, err
 	}
-	rd, err := pcapio.NewReader(f)
+	var in io.Reader = bufio.NewReader(f)
+	magic, _ := in.(*bufio.Reader).Peek(4)
+	switch {
+	case bytes.Equal(magic, []byte{0x28, 0xb5, 0x2f, 0xfd}):
+		d, err := zstd.NewReader(in)
+		if err != nil {
+			return 0, fi.Size(), err
+		}
+		defer d.Close()
+		in = d
+	case len(magic) >= 2 && magic[0] == 0x1f && magic[1] == 0x8b:
+		if in, err = gzip.NewReader(in); err != nil {
+			return 0, fi.Size(), err
+		}
+	}
+	rd, err := pcapio.NewReader(in)
 	if err != nil {
 		return 0, fi.Size(), err
 	}
