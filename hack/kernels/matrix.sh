@@ -12,8 +12,12 @@
 #
 # Environment:
 #   RINGTAP_KERNELS              only these rows, e.g. "6.1" or "host 6.12"
-#   RINGTAP_KERNEL_JOBS          guests at once (default 2; see below)
-#   RINGTAP_KERNEL_TIMEOUT       per guest, boot to power-off (default 14m)
+#   RINGTAP_KERNEL_JOBS          guests at once (default 2: one vCPU each on
+#                                this 2-core host; 3 was no faster overall)
+#   RINGTAP_KERNEL_TIMEOUT       seconds per guest, boot to power-off (default 840)
+#   RINGTAP_KERNEL_DEADLINE      seconds for the whole matrix (default 1080, under
+#                                .ci/run's 20 min): a guest gets at most what is
+#                                left, so the summary is always printed
 #   RINGTAP_KERNEL_TEST_TIMEOUT  per test binary, -test.timeout (default 6m)
 #   RINGTAP_KERNEL_CACHE         kernels and initramfs (default /var/cache/ringtap-kernels)
 set -euo pipefail
@@ -33,32 +37,50 @@ esac
 #           and no demo (a kernel ringtap only has to refuse)
 #   REFUSE  "-", or an extended regex: `ringtap capture -i lo -c 1` must exit
 #           non-zero with stderr matching it (a kernel below the floor)
+# Guests start in this order, two at a time: the slowest first.
 matrix=(
   "host full -"
-  "6.12 full -"
   "6.1  full -"
   # 5.10 is below the floor (5.18): ringtap must refuse it in one clear
   # sentence. Until the decision on the floor, the full list runs as well,
   # so that what fails there is in plain sight.
   "5.10 full kernel 5\.10.* lacks .*; ringtap needs"
+  "6.12 full -"
 )
 
 # The test list "full": every package whose tests load BPF programs, make
-# veth pairs or namespaces, or run ringtap; RUN is a -test.run regex, "-"
-# for every test of the package. All of it runs in each guest: in a 6.12
-# guest (TCG, 1 vCPU) the whole list takes about ... s, inside the budget.
+# veth pairs or namespaces, or run ringtap. RUN and SKIP are -test.run and
+# -test.skip regexes ("-": none); a test added to a package runs here unless
+# SKIP names it.
+#
+# Why SKIP names what it names: under emulation (TCG, no KVM on this host)
+# a kernel runs the list 10-40 times slower than the host, and the matrix has
+# to fit in about 15 minutes of CI on 2 cores. Every test that checks the
+# kernel runs: XDP and TC capture end to end (TestEndToEnd, clsact below
+# 6.6), the filter differential tests, filters spliced into the real
+# programs, `filter test --hook tc`, the stop/detach tests, the demo. Left
+# out, with their time in a 6.1 guest:
+#   TestFilterTestOddRecords (195 s; 10 s a case, mostly starting tshark
+#     twice): the cases whose records the kernel handles differently run
+#     (truncated records, over 64 KiB, shorter than a header: len > 100,
+#     len >= 80000, ether[70000] = 0, ether[5] = 0, at both hooks); the plain
+#     expressions (less, greater, udp, not tcp, udp port 53, ip[2:2]) only
+#     repeat what the differential tests check, and run on the host.
+#   TestCorpusTshark, TestCorpusDeterministic (10 s): frame building and
+#     tshark, no kernel involved.
 tests=(
-  "ringbuf        -"
-  "pkg/testbed    -"
-  "pkg/caps       -"
-  "pkg/trafficgen -"
-  "pkg/filter     -"
-  "pkg/capture    -"
-  "cmd/ringtap    -"
+  "ringbuf        -  -"
+  "pkg/testbed    -  -"
+  "pkg/caps       -  -"
+  "pkg/trafficgen -  ^(TestCorpusTshark|TestCorpusDeterministic)$"
+  "pkg/filter     -  -"
+  "pkg/capture    -  -"
+  "cmd/ringtap    -  ^TestFilterTestOddRecords$/./^(less_200|greater_1000|udp|not_tcp|udp_port_53|ip\[2:2\]_>_1000)$"
 )
 
 max_jobs=${RINGTAP_KERNEL_JOBS:-2}
-guest_timeout=${RINGTAP_KERNEL_TIMEOUT:-14m}
+guest_timeout=${RINGTAP_KERNEL_TIMEOUT:-840}
+deadline=${RINGTAP_KERNEL_DEADLINE:-1080}
 test_timeout=${RINGTAP_KERNEL_TEST_TIMEOUT:-6m}
 out=$RT_REPO/bin/kernels
 export PATH=/usr/local/go/bin:$PATH
@@ -95,32 +117,44 @@ if [ -z "$report_only" ]; then
   build_s=$(($(now) - tb))
 fi
 
-# Fetch every kernel first (cached runs do not touch the network).
+# Fetch every kernel first, in one go (a cached run does not touch the
+# network).
 declare -A kver_of=()
+series_list=()
 for row in "${rows[@]}"; do
   read -r series _ <<<"$row"
-  if [ "$series" = host ]; then
-    kver_of[$series]=$(uname -r)
-  elif [ -n "$report_only" ]; then
-    kver_of[$series]=$(rt_resolve_cached "$series") || rt_die "$series is not in $RT_CACHE: nothing to report"
+  [ "$series" = host ] || series_list+=("$series")
+done
+kvers=()
+if ((${#series_list[@]})); then
+  if [ -n "$report_only" ]; then
+    for series in "${series_list[@]}"; do
+      kvers+=("$(rt_resolve_cached "$series")") || rt_die "$series is not in $RT_CACHE: nothing to report"
+    done
   else
-    kver_of[$series]=$("$RT_KERNELS_DIR/fetch.sh" "$series") || rt_die "fetch $series failed"
-    "$RT_KERNELS_DIR/initramfs.sh" "${kver_of[$series]}" >/dev/null
+    mapfile -t kvers < <("$RT_KERNELS_DIR/fetch.sh" "${series_list[@]}")
+    ((${#kvers[@]} == ${#series_list[@]})) || rt_die "fetching the kernels failed"
+    for k in "${kvers[@]}"; do
+      "$RT_KERNELS_DIR/initramfs.sh" "$k" >/dev/null
+    done
   fi
+fi
+kver_of[host]=$(uname -r)
+for i in "${!series_list[@]}"; do
+  kver_of[${series_list[$i]}]=${kvers[$i]}
 done
 
 # plan SERIES TESTS REFUSE RESULTS: the steps guest-tests runs for a row.
 plan() {
-  local tests_kind=$2 refuse=$3 res=$4 pkg run
+  local tests_kind=$2 refuse=$3 res=$4 pkg run skip
   {
     if [ "$refuse" != - ]; then
       echo "refuse $RT_REPO/bin/ringtap $refuse"
     fi
     if [ "$tests_kind" = full ]; then
       for t in "${tests[@]}"; do
-        read -r pkg run <<<"$t"
-        [ "$run" != - ] || run=""
-        echo "test $pkg $RT_REPO/$pkg $out/tests/${pkg//\//_}.test $test_timeout $run"
+        read -r pkg run skip <<<"$t"
+        echo "test $pkg $RT_REPO/$pkg $out/tests/${pkg//\//_}.test $test_timeout $run $skip"
       done
       echo "smoke $RT_REPO/bin/ringtap"
     elif [ "$tests_kind" != none ]; then
@@ -156,9 +190,16 @@ start_row() {
     "$RT_KERNELS_DIR/guest-tests" "$res" "$res/plan" >"$out/$kver.log" 2>&1 || true
     date +%s >"$res/finished"
   else
+    local left=$((deadline - ($(now) - t0) - 30)) limit=$guest_timeout
+    ((left >= limit)) || limit=$left
+    if ((limit < 60)); then
+      echo "not started: the matrix's deadline (${deadline} s) came first" >"$res/harness-error"
+      date +%s >"$res/finished"
+      return
+    fi
     rt_log "$kver: booting, log bin/kernels/$kver.log"
     (
-      "$RT_KERNELS_DIR/run.sh" --smp 1 --mem 2G --timeout "$guest_timeout" --verbose \
+      "$RT_KERNELS_DIR/run.sh" --smp 1 --mem 2G --timeout "${limit}s" --verbose \
         --share "$res" --log "$out/$kver.log" --ringtap "$RT_REPO/bin/ringtap" \
         "$kver" -- "$RT_KERNELS_DIR/guest-tests" /run/ringtap /run/ringtap/plan \
         >/dev/null 2>"$res/run.stderr" &
@@ -215,6 +256,19 @@ failed_leaves() {
     }'
 }
 
+# first3 LINES: the first three lines, comma-separated, "..." for more.
+first3() {
+  local n=0 l out=""
+  while read -r l; do
+    n=$((n + 1))
+    if ((n <= 3)); then
+      out+="${out:+, }$l"
+    fi
+  done <<<"$1"
+  ((n <= 3)) || out+=", ..."
+  echo "$out"
+}
+
 # Judge each row from the files in its results directory.
 declare -A verdict=() cell=()
 failures=()
@@ -257,7 +311,7 @@ for row in "${rows[@]}"; do
         nf=$(grep -c -- '--- FAIL:' "$res/$id.out" || true)
         cell[$kver,$step]="FAIL $n/$((n + nf)) ${time}s"
         if [ -n "$leaves" ]; then
-          failed+=("$pkg: $(echo "$leaves" | head -3 | paste -sd, | sed 's/,/, /g')$( (($(echo "$leaves" | wc -l) > 3)) && echo ", ...")")
+          failed+=("$pkg: $(first3 "$leaves")")
           # The first three, with what each logged first; a count for the rest.
           while read -r leaf; do
             failures+=("$kver $pkg $leaf: $(first_message "$res/$id.out" "$leaf" | cut -c1-400)")

@@ -12,9 +12,12 @@
 #
 # Options:
 #   --timeout D    kill the guest after D (timeout(1) syntax; default 10m)
-#   --smp N        guest CPUs (default 2)
-#   --mem M        guest memory (default 4G)
-#   --env K=V      set K in CMD's environment (repeatable); CI is passed on
+#   --smp N        guest CPUs (default 1: under TCG here, with 2 every exec
+#                  in the guest took 2-8 times longer, and the whole test
+#                  list a quarter longer)
+#   --mem M        guest memory (default 2G)
+#   --env K=V      set K in CMD's environment (repeatable); CI, RINGTAP_*,
+#                  and the host's GOPATH and GOMODCACHE are passed on
 #   --ringtap BIN  a "go build -o OUT ." in cmd/ringtap (its TestMain) copies
 #                  BIN instead of compiling under emulation
 #   --log FILE     console to FILE instead of stdout
@@ -29,9 +32,23 @@
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
-timeout=10m smp=2 mem=4G log="" share="" verbose="" ringtap="" append=""
+timeout=10m smp=1 mem=2G log="" share="" verbose="" ringtap="" append=""
 envs=()
-[ -n "${CI:-}" ] && envs+=("CI=$CI")
+if [ -n "${CI:-}" ]; then
+  envs+=("CI=$CI")
+fi
+# The project's own settings (RINGTAP_MINIO, ...), not the matrix's.
+while read -r v; do
+  [[ $v == RINGTAP_KERNEL* ]] || envs+=("$v=${!v}")
+done < <(compgen -e | grep '^RINGTAP_' || true)
+# The host's Go paths: the guest's HOME is elsewhere, and tests find tools
+# the host installed with go install (GOPATH/bin).
+gobin=$(command -v go || echo /usr/local/go/bin/go)
+if [ -x "$gobin" ]; then
+  for v in GOPATH GOMODCACHE; do
+    envs+=("$v=$("$gobin" env "$v")")
+  done
+fi
 while (($#)); do
   case $1 in
   --timeout) timeout=$2; shift 2 ;;
@@ -107,7 +124,7 @@ fi
 # file systems (without it, mounting /proc in the guest fails).
 timeout --kill-after=10s "$timeout" qemu-system-x86_64 \
   -nodefaults -no-user-config -machine q35 \
-  -accel "tcg,thread=${RINGTAP_TCG_THREAD:-multi}" -cpu max -smp "$smp" -m "$mem" \
+  -accel tcg,thread=multi -cpu max -smp "$smp" -m "$mem" \
   -display none -monitor none "${console[@]}" -serial chardev:con \
   -nic none -no-reboot \
   -kernel "$tree/boot/vmlinuz-$kver" -initrd "$initrd" -append "$cmdline" \
