@@ -12,6 +12,7 @@ import (
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/asm"
+	"github.com/cilium/ebpf/rlimit"
 )
 
 // skipOrFail skips a privileged test for a reason outside the code (not root,
@@ -37,6 +38,11 @@ func requireBPF(tb testing.TB) {
 		skipOrFail(tb, "needs root (CAP_BPF, CAP_NET_ADMIN) to create BPF maps and programs")
 	}
 	bpfOnce.Do(func() {
+		// Kernels before 5.11 charge BPF maps to RLIMIT_MEMLOCK.
+		if err := rlimit.RemoveMemlock(); err != nil {
+			bpfErr = fmt.Errorf("lift RLIMIT_MEMLOCK: %w", err)
+			return
+		}
 		m, err := ebpf.NewMap(&ebpf.MapSpec{Type: ebpf.RingBuf, MaxEntries: uint32(os.Getpagesize())})
 		if err != nil {
 			bpfErr = fmt.Errorf("create a BPF ring buffer: %w", err)
