@@ -15,6 +15,12 @@
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
+# One fetch at a time per cache: two runs downloading into the same
+# partial directory took each other's files.
+mkdir -p "$RT_CACHE"
+exec 9>"$RT_CACHE/.fetch.lock"
+flock 9
+
 refresh=${RINGTAP_KERNELS_REFRESH:-}
 if [ "${1:-}" = --refresh ]; then
   refresh=1
