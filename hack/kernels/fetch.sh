@@ -16,7 +16,8 @@ set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
 # One fetch at a time per cache: two runs downloading into the same
-# partial directory took each other's files.
+# partial directory took each other's files. (Deleting the cache while a
+# fetch holds the lock defeats it: do not.)
 mkdir -p "$RT_CACHE"
 exec 9>"$RT_CACHE/.fetch.lock"
 flock 9
@@ -140,8 +141,6 @@ extract() {
 }
 
 mkdir -p "$RT_CACHE/series" "$RT_CACHE/trees"
-exec 9>"$RT_CACHE/.lock"
-flock 9
 
 for want in "$@"; do
   if [ -z "$refresh" ] && kver=$(rt_resolve_cached "$want"); then

@@ -77,6 +77,8 @@ for p in "${order[@]}"; do
 done
 mkdir -p "$RT_CACHE/initramfs"
 rm -f "$RT_CACHE/initramfs/$kver"-*.cpio.gz
-(cd "$work" && find . -mindepth 1 | "$busybox" cpio -o -H newc 2>/dev/null) | gzip -1 >"$out.tmp"
-mv "$out.tmp" "$out"
+tmp=$(mktemp "$out.XXXXXX")
+(cd "$work" && find . -mindepth 1 | "$busybox" cpio -o -H newc 2>/dev/null) | gzip -1 >"$tmp"
+chmod 644 "$tmp"
+mv "$tmp" "$out"
 echo "$out"

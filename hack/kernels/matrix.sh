@@ -114,6 +114,14 @@ done
 now() { date +%s; }
 t0=$(now)
 
+# One run at a time writes bin/kernels/ (a second would delete the first's
+# results under it).
+if [ -z "$report_only" ]; then
+  mkdir -p "$out"
+  exec 8>"$out/.lock"
+  flock -n 8 || rt_die "another matrix run is using $out (wait for it, or run from another checkout)"
+fi
+
 # Build once, on the host. make test has filled Go's build cache, so this
 # only links.
 build_s=0
