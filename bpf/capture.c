@@ -1,12 +1,14 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 /* ringtap capture programs: XDP (ingress) and TC (TCX/clsact, ingress and
- * egress). Each frame: count it; if a filter is spliced in, copy the bytes it
- * may read (rt_window) into this CPU's scratch buffer and run it there; then
- * reserve a record in this CPU's ring in the smallest size class that holds
- * header + first snaplen bytes, and load the frame straight into it
- * (reinserting an offloaded VLAN tag on TC). A captured frame is copied once,
- * an unfiltered capture never touches the scratch buffer. Without
- * --monitor-port the fate of the packet never changes. */
+ * egress). One program per interface and hook serves every capture there,
+ * each in a slot (0..63). Each frame: count it; if any capture has a filter,
+ * copy the bytes the filters may read (rt_window) into this CPU's scratch
+ * buffer once and run each filter there, collecting the mask of slots that
+ * match; then reserve one record in this CPU's ring in the smallest size
+ * class that holds header + the largest snaplen among them, load the frame
+ * straight into it (reinserting an offloaded VLAN tag on TC) and count its
+ * fate per slot. A frame is copied into the ring once however many captures
+ * match it. Without --monitor-port the fate of the packet never changes. */
 #include <linux/bpf.h>
 #include <linux/if_ether.h>
 #include <linux/pkt_cls.h>
@@ -17,11 +19,13 @@
 
 char __license[] SEC("license") = "Dual BSD/GPL";
 
-/* Load-time constants, set by pkg/capture through the collection spec. */
-volatile const __u32 rt_snaplen = RT_MAX_SNAPLEN; /* bytes of a frame kept */
-volatile const __u32 rt_window = RT_MAX_SNAPLEN;  /* bytes the filter may read (copied for it) */
-volatile const __u8 rt_filtered = 0;          /* a filter is spliced into rt_filter */
-volatile const __u32 rt_slot = 0;             /* this interface's index in the capture */
+/* Load-time constants, set by pkg/capture through the collection spec. One
+ * program serves every capture of an interface and hook: pkg/capture
+ * rebuilds it when a capture comes or goes and swaps it in atomically. */
+volatile const __u32 rt_snaps[RT_MAX_CAPS];   /* per capture slot: bytes of a frame kept */
+volatile const __u64 rt_all = 0;              /* slots whose capture has no filter (match everything) */
+volatile const __u32 rt_window = RT_MAX_SNAPLEN; /* bytes the filters may read (copied for them) */
+volatile const __u8 rt_filtered = 0;          /* filters are spliced in behind rt_filter */
 volatile const __u32 rt_wakeup_bytes = 65536; /* wake the reader once this much is queued */
 volatile const __u8 rt_monitor = 0;           /* drop received frames after capture (SPAN/TAP ports) */
 volatile const __u8 rt_test_meta = 0;         /* test runs only: lengths may come with the frame (struct rt_test_meta) */
@@ -51,22 +55,25 @@ struct {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 2 * RT_MAX_IFACES);
+	__uint(max_entries, RT_COUNTER_KEYS);
 	__type(key, __u32);
 	__type(value, struct rt_counters);
 } rt_counters_map SEC(".maps");
 
-/* rt_filter is the filter stub. pkg/filter replaces its body with a
- * translated tcpdump expression before load. Calling convention:
+/* rt_filter is the filter stub. pkg/capture replaces its body with a
+ * dispatcher that calls each capture's translated tcpdump expression (added
+ * as functions of their own) and sets the capture's slot bit in the result
+ * when it accepts. Calling convention:
  *   R1 = pointer to the frame's first byte (inside rt_scratch_map's value),
  *   R2 = bytes valid at R1 (<= rt_window <= RT_WINDOW),
  *   R3 = the frame's original length (cBPF "len"),
- *   R0 = 0 to reject, anything else to accept.
- * The stub accepts everything. The asm keeps clang from folding the call or
- * dropping the arguments. */
-static __noinline __u32 rt_filter(const __u8 *pkt, __u32 have, __u32 wire_len)
+ *   R0 = the mask of slots whose filter accepted.
+ * The stub accepts nothing; it only runs when rt_filtered is set, which
+ * pkg/capture sets only after splicing. The asm keeps clang from folding the
+ * call or dropping the arguments. */
+static __noinline __u64 rt_filter(const __u8 *pkt, __u32 have, __u32 wire_len)
 {
-	__u32 ret = 1;
+	__u64 ret = 0;
 	asm volatile("" : "+r"(ret) : "r"(pkt), "r"(have), "r"(wire_len) : "memory");
 	return ret;
 }
@@ -90,18 +97,17 @@ static __noinline __u32 rt_filter(const __u8 *pkt, __u32 have, __u32 wire_len)
 		__v;                                                           \
 	})
 
-static __always_inline struct rt_counters *rt_counters_for(__u32 dir)
+static __always_inline struct rt_counters *rt_counters_at(__u32 key)
 {
-	__u32 slot = (rt_slot % RT_MAX_IFACES) * 2 + dir;
-
-	return bpf_map_lookup_elem(&rt_counters_map, &slot);
+	return bpf_map_lookup_elem(&rt_counters_map, &key);
 }
 
 /* rt_header fills a record's header. */
-static __always_inline void rt_header(struct rt_record *h, __u32 wire_len, __u32 cap_len,
+static __always_inline void rt_header(struct rt_record *h, __u64 mask, __u32 wire_len, __u32 cap_len,
 				      __u32 ifindex, __u32 dir, __u32 cpu, __u8 flags)
 {
 	h->ts_ns = bpf_ktime_get_boot_ns();
+	h->mask = mask;
 	h->wire_len = wire_len;
 	h->cap_len = cap_len;
 	h->ifindex = ifindex;
@@ -132,19 +138,18 @@ static __always_inline __u64 rt_wake(void *ring, __u32 cap_len)
 			struct rt_record hdr;                                  \
 			__u8 data[sz];                                         \
 		} *r = bpf_ringbuf_reserve(ring, sizeof(*r), 0);               \
-		__u32 n = rt_bound(cap_len, sz);                               \
+		n = rt_bound(cap_len, sz);                                     \
 		if (!r)                                                        \
-			goto full;                                             \
+			goto out;                                              \
 		if (rt_fill(ctx, xdp, vlan, r->data, n, sz)) {                 \
 			bpf_ringbuf_discard(r, BPF_RB_NO_WAKEUP);              \
-			c->copy_failed++;                                      \
-			goto done;                                             \
+			fate = RT_COPY_FAILED;                                 \
+			goto out;                                              \
 		}                                                              \
-		rt_header(&r->hdr, wire_len, n, ifindex, dir, cpu, flags);     \
+		rt_header(&r->hdr, mask, wire_len, n, ifindex, dir, cpu, flags); \
 		bpf_ringbuf_submit(r, wake);                                   \
-		c->captured++;                                                 \
-		c->bytes += n;                                                 \
-		goto done;                                                     \
+		fate = RT_CAPTURED;                                            \
+		goto out;                                                      \
 	}
 
 #define RT_CLASSES                                                             \
@@ -217,21 +222,21 @@ static __always_inline int rt_fill(void *ctx, int xdp, int vlan, __u8 *d, __u32 
 	return bpf_xdp_load_bytes(ctx, 0, d, n);
 }
 
-/* rt_match says whether the filter accepts the frame: it runs on a copy of
- * the bytes the filter may read (at least MACs + tag when a VLAN tag is put
- * back) in this CPU's scratch buffer. Without a filter every frame matches
- * and nothing is copied. */
-static __always_inline int rt_match(void *ctx, int xdp, int vlan, __u32 cpu, __u32 data_len, __u32 wire_len,
-				    struct rt_counters *c)
+/* rt_match returns the mask of capture slots that accept the frame: those
+ * without a filter, and those whose filter accepts a copy of the bytes the
+ * filters may read (at least MACs + tag when a VLAN tag is put back) in this
+ * CPU's scratch buffer. Without filters nothing is copied. */
+static __always_inline __u64 rt_match(void *ctx, int xdp, int vlan, __u32 cpu, __u32 data_len, __u32 wire_len,
+				      struct rt_counters *c)
 {
 	struct rt_scratch *s;
 	__u32 have;
 
 	if (!rt_filtered)
-		return 1;
+		return rt_all;
 	s = bpf_map_lookup_elem(&rt_scratch_map, &cpu);
 	if (!s)
-		return 0;
+		return rt_all;
 	have = data_len < rt_window ? data_len : rt_window;
 	if (xdp && have > RT_XDP_MAX)
 		have = RT_XDP_MAX;
@@ -240,16 +245,70 @@ static __always_inline int rt_match(void *ctx, int xdp, int vlan, __u32 cpu, __u
 	have = rt_bound(have, RT_WINDOW);
 	if (rt_fill(ctx, xdp, vlan, s->data, have, RT_WINDOW + RT_SLACK)) {
 		c->filter_failed++;
-		return 0;
+		return rt_all;
 	}
-	return rt_filter(s->data, have, wire_len);
+	return rt_all | rt_filter(s->data, have, wire_len);
 }
 
-/* rt_capture counts a matched frame and writes it to this CPU's ring. */
-static __always_inline void rt_capture(void *ctx, int xdp, struct rt_counters *c, __u32 data_len,
+/* What became of a matched frame. */
+#define RT_DROPPED 0     /* the ring was full */
+#define RT_CAPTURED 1    /* a record was written */
+#define RT_COPY_FAILED 2 /* loading the frame into the record failed */
+
+/* rt_snap is the largest snaplen among the slots in mask. */
+static __always_inline __u32 rt_snap(__u64 mask)
+{
+	__u32 snap = 0;
+
+	for (__u32 i = 0; i < RT_MAX_CAPS; i++) {
+		if (!(mask >> i))
+			break;
+		if ((mask >> i) & 1) {
+			__u32 s = rt_snaps[i & (RT_MAX_CAPS - 1)];
+
+			if (s > snap)
+				snap = s;
+		}
+	}
+	return snap;
+}
+
+/* rt_count counts a matched frame's fate for every capture slot in mask. */
+static __always_inline void rt_count(__u64 mask, __u32 dir, int fate, __u32 n)
+{
+	for (__u32 i = 0; i < RT_MAX_CAPS; i++) {
+		struct rt_counters *c;
+
+		if (!(mask >> i))
+			break;
+		if (!((mask >> i) & 1))
+			continue;
+		c = rt_counters_at(RT_CAP_KEY(i, dir));
+		if (!c)
+			continue;
+		c->matched++;
+		if (fate == RT_CAPTURED) {
+			__u32 s = rt_snaps[i & (RT_MAX_CAPS - 1)];
+
+			c->captured++;
+			c->bytes += n < s ? n : s;
+		} else if (fate == RT_DROPPED) {
+			c->dropped++;
+		} else {
+			c->copy_failed++;
+		}
+	}
+}
+
+/* rt_capture writes a frame that the captures in mask matched to this CPU's
+ * ring, once for all of them, and counts it. */
+static __always_inline void rt_capture(void *ctx, int xdp, struct rt_counters *c, __u64 mask, __u32 data_len,
 				       __u32 wire_len, __u32 ifindex, __u32 dir, __u32 cpu, __u8 flags, int vlan)
 {
-	__u32 cap_len = data_len < rt_snaplen ? data_len : rt_snaplen;
+	__u32 snap = rt_snap(mask);
+	__u32 cap_len = data_len < snap ? data_len : snap;
+	int fate = RT_DROPPED;
+	__u32 n = 0;
 	__u64 wake;
 	void *ring;
 
@@ -259,13 +318,19 @@ static __always_inline void rt_capture(void *ctx, int xdp, struct rt_counters *c
 	c->matched++;
 	ring = bpf_map_lookup_elem(&rt_rings, &cpu);
 	if (!ring)
-		goto full;
+		goto out;
 	wake = rt_wake(ring, cap_len);
 	RT_CLASSES
-full:
-	c->dropped++;
-done:
-	return;
+out:
+	if (fate == RT_CAPTURED) {
+		c->captured++;
+		c->bytes += n;
+	} else if (fate == RT_DROPPED) {
+		c->dropped++;
+	} else {
+		c->copy_failed++;
+	}
+	rt_count(mask, dir, fate, n);
 }
 
 SEC("xdp.frags")
@@ -275,8 +340,9 @@ int rt_xdp(struct xdp_md *ctx)
 	__u32 verdict = rt_monitor ? XDP_DROP : XDP_PASS;
 	struct rt_counters *c;
 	__u32 wire_len, data_len;
+	__u64 mask;
 
-	c = rt_counters_for(RT_DIR_IN);
+	c = rt_counters_at(RT_PROG_KEY(RT_KIND_XDP));
 	if (!c)
 		return verdict;
 	c->seen++;
@@ -290,8 +356,9 @@ int rt_xdp(struct xdp_md *ctx)
 				data_len = m->data_len;
 		}
 	}
-	if (rt_match(ctx, 1, 0, cpu, data_len, wire_len, c))
-		rt_capture(ctx, 1, c, data_len, wire_len, ctx->ingress_ifindex, RT_DIR_IN, cpu, 0, 0);
+	mask = rt_match(ctx, 1, 0, cpu, data_len, wire_len, c);
+	if (mask)
+		rt_capture(ctx, 1, c, mask, data_len, wire_len, ctx->ingress_ifindex, RT_DIR_IN, cpu, 0, 0);
 	return verdict;
 }
 
@@ -302,8 +369,9 @@ static __always_inline int rt_tc(struct __sk_buff *skb, __u32 dir)
 	__u32 wire_len, data_len;
 	__u8 flags = 0;
 	int vlan = 0;
+	__u64 mask;
 
-	c = rt_counters_for(dir);
+	c = rt_counters_at(RT_PROG_KEY(dir == RT_DIR_IN ? RT_KIND_TC_IN : RT_KIND_TC_OUT));
 	if (!c)
 		return TC_ACT_UNSPEC;
 	c->seen++;
@@ -320,8 +388,9 @@ static __always_inline int rt_tc(struct __sk_buff *skb, __u32 dir)
 		if (skb->cb[1] < data_len)
 			data_len = skb->cb[1];
 	}
-	if (rt_match(skb, 0, vlan, cpu, data_len, wire_len, c))
-		rt_capture(skb, 0, c, data_len, wire_len, skb->ifindex, dir, cpu, flags, vlan);
+	mask = rt_match(skb, 0, vlan, cpu, data_len, wire_len, c);
+	if (mask)
+		rt_capture(skb, 0, c, mask, data_len, wire_len, skb->ifindex, dir, cpu, flags, vlan);
 	/* --monitor-port on a kernel without XDP support: drop at ingress. */
 	return rt_monitor && dir == RT_DIR_IN ? TC_ACT_SHOT : TC_ACT_UNSPEC;
 }

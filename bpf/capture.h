@@ -23,14 +23,27 @@
 /* rt_record.flags */
 #define RT_F_VLAN_REINSERTED 1
 
-/* Counter slots: 2 per interface (in, out); interfaces per capture. */
-#define RT_MAX_IFACES 64
+/* Captures sharing one interface's programs: a record's mask has a bit per
+ * capture slot. */
+#define RT_MAX_CAPS 64
+
+/* Counter keys: RT_CAP_KEY(slot, dir) are a capture slot's counters (seen
+ * unused), RT_PROG_KEY(kind) a program's own (every frame it ran on). */
+#define RT_KIND_XDP 0
+#define RT_KIND_TC_IN 1
+#define RT_KIND_TC_OUT 2
+#define RT_CAP_KEY(slot, dir) ((slot) * 2 + (dir))
+#define RT_PROG_KEY(kind) (2 * RT_MAX_CAPS + (kind))
+#define RT_COUNTER_KEYS (2 * RT_MAX_CAPS + 3)
 
 /* rt_record is the header of every ring record; cap_len bytes of the frame
  * follow it. ts_ns is CLOCK_BOOTTIME (bpf_ktime_get_boot_ns); user space adds
- * the REALTIME-BOOTTIME offset it samples to get wall-clock time. */
+ * the REALTIME-BOOTTIME offset it samples to get wall-clock time. mask has
+ * bit s set when the capture in slot s matched the frame; cap_len is the
+ * largest snaplen among them, and user space cuts the frame to each one's. */
 struct rt_record {
 	__u64 ts_ns;
+	__u64 mask;
 	__u32 wire_len;
 	__u32 cap_len;
 	__u32 ifindex;
@@ -39,10 +52,13 @@ struct rt_record {
 	__u16 cpu;
 };
 
-/* rt_counters are per CPU and per slot (interface*2 + direction).
- * Invariants: seen = matched + rejected (a frame the filter rejected, or
- * whose bytes could not be copied for the filter: filter_failed counts
- * those too); matched = captured + dropped + copy_failed. */
+/* rt_counters are per CPU and per key (RT_CAP_KEY, RT_PROG_KEY). For a
+ * program key: seen = frames it ran on, matched = frames at least one
+ * capture matched, captured/bytes = records written, dropped/copy_failed =
+ * records lost, filter_failed = frames whose filter window could not be
+ * loaded (every filtered capture rejected them). For a capture key: seen
+ * is unused (the program's seen applies), matched = captured + dropped +
+ * copy_failed, bytes = the bytes its file gets (cut to its snaplen). */
 struct rt_counters {
 	__u64 seen;          /* frames the hook ran on */
 	__u64 matched;       /* frames the filter accepted */

@@ -16,18 +16,18 @@ int rt_xdp_scratch(struct xdp_md *ctx)
 	__u32 wire_len, cap_len;
 	void *ring;
 
-	c = rt_counters_for(RT_DIR_IN);
+	c = rt_counters_at(RT_PROG_KEY(RT_KIND_XDP));
 	s = bpf_map_lookup_elem(&rt_scratch_map, &cpu);
 	if (!c || !s)
 		return verdict;
 	c->seen++;
 	c->matched++;
 	wire_len = bpf_xdp_get_buff_len(ctx);
-	cap_len = wire_len < rt_snaplen ? wire_len : rt_snaplen;
+	cap_len = wire_len < rt_snaps[0] ? wire_len : rt_snaps[0];
 	cap_len = rt_bound(cap_len, RT_WINDOW);
 	if (bpf_xdp_load_bytes(ctx, 0, s->data, cap_len))
 		return verdict;
-	rt_header(&s->hdr, wire_len, cap_len, ctx->ingress_ifindex, RT_DIR_IN, cpu, 0);
+	rt_header(&s->hdr, 1, wire_len, cap_len, ctx->ingress_ifindex, RT_DIR_IN, cpu, 0);
 	ring = bpf_map_lookup_elem(&rt_rings, &cpu);
 	if (!ring) {
 		c->dropped++;

@@ -27,6 +27,7 @@ type CaptureRtCounters struct {
 type CaptureRtRecord struct {
 	_       structs.HostLayout
 	TsNs    uint64
+	Mask    uint64
 	WireLen uint32
 	CapLen  uint32
 	Ifindex uint32
@@ -52,10 +53,10 @@ const (
 	CaptureProgRtTcEgress   = "rt_tc_egress"
 	CaptureProgRtTcIngress  = "rt_tc_ingress"
 	CaptureProgRtXdp        = "rt_xdp"
+	CaptureVarRtAll         = "rt_all"
 	CaptureVarRtFiltered    = "rt_filtered"
 	CaptureVarRtMonitor     = "rt_monitor"
-	CaptureVarRtSlot        = "rt_slot"
-	CaptureVarRtSnaplen     = "rt_snaplen"
+	CaptureVarRtSnaps       = "rt_snaps"
 	CaptureVarRtTestMeta    = "rt_test_meta"
 	CaptureVarRtWakeupBytes = "rt_wakeup_bytes"
 	CaptureVarRtWindow      = "rt_window"
@@ -121,10 +122,10 @@ type CaptureMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type CaptureVariableSpecs struct {
+	RtAll         *ebpf.VariableSpec `ebpf:"rt_all"`
 	RtFiltered    *ebpf.VariableSpec `ebpf:"rt_filtered"`
 	RtMonitor     *ebpf.VariableSpec `ebpf:"rt_monitor"`
-	RtSlot        *ebpf.VariableSpec `ebpf:"rt_slot"`
-	RtSnaplen     *ebpf.VariableSpec `ebpf:"rt_snaplen"`
+	RtSnaps       *ebpf.VariableSpec `ebpf:"rt_snaps"`
 	RtTestMeta    *ebpf.VariableSpec `ebpf:"rt_test_meta"`
 	RtWakeupBytes *ebpf.VariableSpec `ebpf:"rt_wakeup_bytes"`
 	RtWindow      *ebpf.VariableSpec `ebpf:"rt_window"`
@@ -167,10 +168,10 @@ func (m *CaptureMaps) Close() error {
 //
 // It can be passed to LoadCaptureObjects or ebpf.CollectionSpec.LoadAndAssign.
 type CaptureVariables struct {
+	RtAll         *ebpf.Variable `ebpf:"rt_all"`
 	RtFiltered    *ebpf.Variable `ebpf:"rt_filtered"`
 	RtMonitor     *ebpf.Variable `ebpf:"rt_monitor"`
-	RtSlot        *ebpf.Variable `ebpf:"rt_slot"`
-	RtSnaplen     *ebpf.Variable `ebpf:"rt_snaplen"`
+	RtSnaps       *ebpf.Variable `ebpf:"rt_snaps"`
 	RtTestMeta    *ebpf.Variable `ebpf:"rt_test_meta"`
 	RtWakeupBytes *ebpf.Variable `ebpf:"rt_wakeup_bytes"`
 	RtWindow      *ebpf.Variable `ebpf:"rt_window"`

@@ -29,6 +29,7 @@ type CopyBenchRtScratch struct {
 	Hdr struct {
 		_       structs.HostLayout
 		TsNs    uint64
+		Mask    uint64
 		WireLen uint32
 		CapLen  uint32
 		Ifindex uint32
@@ -51,10 +52,10 @@ const (
 	CopyBenchProgRtTcIngress  = "rt_tc_ingress"
 	CopyBenchProgRtXdp        = "rt_xdp"
 	CopyBenchProgRtXdpScratch = "rt_xdp_scratch"
+	CopyBenchVarRtAll         = "rt_all"
 	CopyBenchVarRtFiltered    = "rt_filtered"
 	CopyBenchVarRtMonitor     = "rt_monitor"
-	CopyBenchVarRtSlot        = "rt_slot"
-	CopyBenchVarRtSnaplen     = "rt_snaplen"
+	CopyBenchVarRtSnaps       = "rt_snaps"
 	CopyBenchVarRtTestMeta    = "rt_test_meta"
 	CopyBenchVarRtWakeupBytes = "rt_wakeup_bytes"
 	CopyBenchVarRtWindow      = "rt_window"
@@ -121,10 +122,10 @@ type CopyBenchMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type CopyBenchVariableSpecs struct {
+	RtAll         *ebpf.VariableSpec `ebpf:"rt_all"`
 	RtFiltered    *ebpf.VariableSpec `ebpf:"rt_filtered"`
 	RtMonitor     *ebpf.VariableSpec `ebpf:"rt_monitor"`
-	RtSlot        *ebpf.VariableSpec `ebpf:"rt_slot"`
-	RtSnaplen     *ebpf.VariableSpec `ebpf:"rt_snaplen"`
+	RtSnaps       *ebpf.VariableSpec `ebpf:"rt_snaps"`
 	RtTestMeta    *ebpf.VariableSpec `ebpf:"rt_test_meta"`
 	RtWakeupBytes *ebpf.VariableSpec `ebpf:"rt_wakeup_bytes"`
 	RtWindow      *ebpf.VariableSpec `ebpf:"rt_window"`
@@ -167,10 +168,10 @@ func (m *CopyBenchMaps) Close() error {
 //
 // It can be passed to LoadCopyBenchObjects or ebpf.CollectionSpec.LoadAndAssign.
 type CopyBenchVariables struct {
+	RtAll         *ebpf.Variable `ebpf:"rt_all"`
 	RtFiltered    *ebpf.Variable `ebpf:"rt_filtered"`
 	RtMonitor     *ebpf.Variable `ebpf:"rt_monitor"`
-	RtSlot        *ebpf.Variable `ebpf:"rt_slot"`
-	RtSnaplen     *ebpf.Variable `ebpf:"rt_snaplen"`
+	RtSnaps       *ebpf.Variable `ebpf:"rt_snaps"`
 	RtTestMeta    *ebpf.Variable `ebpf:"rt_test_meta"`
 	RtWakeupBytes *ebpf.Variable `ebpf:"rt_wakeup_bytes"`
 	RtWindow      *ebpf.Variable `ebpf:"rt_window"`

@@ -2,26 +2,38 @@ package ringbuf
 
 import "sync"
 
-// Pool is a fixed free list of Batches, so that reader and writer goroutines
-// can hand batches back and forth without allocating: the reader Gets an
-// empty batch, fills it with ReadBatch and sends it to the writer, which Puts
-// it back when written. It is a buffered channel; all methods are safe for
-// concurrent use.
+// Pool is a bounded free list of Batches, so that reader and writer
+// goroutines can hand batches back and forth without allocating: the reader
+// Gets an empty batch, fills it with ReadBatch and sends it to the writer,
+// which Puts it back when written. Batches are made when first needed, up
+// to the pool's size, so an idle pool costs little memory. All methods are
+// safe for concurrent use.
 type Pool struct {
 	free      chan *Batch
 	done      chan struct{}
 	closeOnce sync.Once
+
+	mu                     sync.Mutex
+	made, size             int
+	arenaBytes, maxRecords int
 }
 
-// NewPool returns a Pool holding n (at least 1) batches made by
-// NewBatch(arenaBytes, maxRecords).
+// NewPool returns a Pool of up to n (at least 1) batches made by
+// NewBatch(arenaBytes, maxRecords) as they are needed.
 func NewPool(n, arenaBytes, maxRecords int) *Pool {
 	n = max(n, 1)
-	p := &Pool{free: make(chan *Batch, n), done: make(chan struct{})}
-	for range n {
-		p.free <- NewBatch(arenaBytes, maxRecords)
+	return &Pool{free: make(chan *Batch, n), done: make(chan struct{}), size: n, arenaBytes: arenaBytes, maxRecords: maxRecords}
+}
+
+// make returns a new batch if the pool has not made all of its own yet.
+func (p *Pool) make() *Batch {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.made >= p.size {
+		return nil
 	}
-	return p
+	p.made++
+	return NewBatch(p.arenaBytes, p.maxRecords)
 }
 
 // Get returns an empty batch, waiting for one to be Put back if none is free.
@@ -31,7 +43,12 @@ func (p *Pool) Get() *Batch {
 	select {
 	case <-p.done:
 		return nil
+	case b := <-p.free:
+		return b
 	default:
+	}
+	if b := p.make(); b != nil {
+		return b
 	}
 	select {
 	case b := <-p.free:
@@ -53,7 +70,7 @@ func (p *Pool) TryGet() *Batch {
 	case b := <-p.free:
 		return b
 	default:
-		return nil
+		return p.make()
 	}
 }
 
@@ -71,8 +88,13 @@ func (p *Pool) Put(b *Batch) {
 	}
 }
 
-// Free returns how many batches are in the pool now.
-func (p *Pool) Free() int { return len(p.free) }
+// Free returns how many batches the pool can hand out now without waiting:
+// those Put back and those not made yet.
+func (p *Pool) Free() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.free) + p.size - p.made
+}
 
 // Close makes every waiting and later Get return nil. Idempotent.
 func (p *Pool) Close() {

@@ -6,6 +6,7 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
+	"time"
 	"unsafe"
 
 	"github.com/cilium/ebpf"
@@ -155,6 +156,36 @@ func (r *Reader) AvailableBytes() uint64 {
 	return uint64(atomic.LoadUintptr(r.prodPos) - atomic.LoadUintptr(r.consPos))
 }
 
+// ProducerPos is the producer's position: every record reserved so far
+// (committed or not) ends at or before it.
+func (r *Reader) ProducerPos() uint64 {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	if r.closed.Load() {
+		return 0
+	}
+	return uint64(atomic.LoadUintptr(r.prodPos))
+}
+
+// ConsumerPos is the consumer's position: every record before it has been
+// read (or skipped, if discarded).
+func (r *Reader) ConsumerPos() uint64 {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	if r.closed.Load() {
+		return 0
+	}
+	return uint64(atomic.LoadUintptr(r.consPos))
+}
+
+// Busy-head backoff: a record reserved but not committed is at most
+// microseconds from its commit, but epoll reports the ring readable all
+// along, so waiting there would spin.
+const (
+	busyBackoffMin = 2 * time.Microsecond
+	busyBackoffMax = time.Millisecond
+)
+
 // ReadBatch appends to b every record available now, until b's arena or
 // record limit is reached (the rest stay in the ring for the next call).
 // Discarded records are skipped and counted (Discarded).
@@ -176,6 +207,7 @@ func (r *Reader) ReadBatch(b *Batch) error {
 	defer r.readMu.Unlock()
 	r.mu.RLock()
 	defer r.mu.RUnlock()
+	backoff := busyBackoffMin
 	for {
 		if r.closed.Load() {
 			return ErrClosed
@@ -189,6 +221,17 @@ func (r *Reader) ReadBatch(b *Batch) error {
 		case full:
 			return ErrBatchFull
 		}
+		if r.busyHead() {
+			// Back off instead of spinning in epoll; an Interrupt is
+			// still answered.
+			if _, err := unix.Read(r.evfd, r.evBuf[:]); err == nil {
+				return ErrInterrupted
+			}
+			time.Sleep(backoff)
+			backoff = min(2*backoff, busyBackoffMax)
+			continue
+		}
+		backoff = busyBackoffMin
 		interrupted, err := r.wait()
 		if err != nil {
 			return err
@@ -305,6 +348,17 @@ func (r *Reader) drain(b *Batch) (n int, full bool, err error) {
 		r.discarded.Add(discarded)
 	}
 	return n, full, nil
+}
+
+// busyHead says whether the next record is reserved but not committed.
+// The caller holds mu (read).
+func (r *Reader) busyHead() bool {
+	cons := atomic.LoadUintptr(r.consPos)
+	if atomic.LoadUintptr(r.prodPos) == cons {
+		return false
+	}
+	hdr := atomic.LoadUint32((*uint32)(unsafe.Pointer(&r.data[cons&r.mask])))
+	return hdr&busyBit != 0
 }
 
 // wait blocks in epoll_wait until the map fd is readable or the eventfd is

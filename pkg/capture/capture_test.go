@@ -428,7 +428,7 @@ func TestOpenErrors(t *testing.T) {
 		{"unknown interface", capture.Config{Interfaces: []string{"nosuch0"}}, "no such interface: nosuch0"},
 		{"snaplen", capture.Config{Interfaces: []string{pair.B.Link}, SnapLen: 300000}, "snaplen 300000 out of range: use 1 to 262144"},
 		{"ring too small for snaplen", capture.Config{Interfaces: []string{pair.B.Link}, RingSize: 1 << 16},
-			"a 65536-byte ring cannot hold records of snaplen 262144 (262184 bytes each, the ring must hold two): use a --ring-size of at least 1048576 or a smaller -s"},
+			"a 65536-byte ring cannot hold records of snaplen 262144 (262192 bytes each, the ring must hold two): use a --ring-size of at least 1048576 or a smaller -s"},
 		{"wakeup never", capture.Config{Interfaces: []string{pair.B.Link}, RingSize: 1 << 20, WakeupBytes: 1 << 20},
 			"wakeup threshold 1048576 must be smaller than the ring (1048576 bytes)"},
 		{"ring size", capture.Config{Interfaces: []string{pair.B.Link}, RingSize: 1000}, "ring size 1000 invalid"},

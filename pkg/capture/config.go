@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/asm"
 )
 
 // Hook selects where the capture program runs.
@@ -131,13 +131,19 @@ const (
 	FilterStub = "rt_filter"
 	// MaxInterfaces is how many interfaces one capture can hold.
 	MaxInterfaces = 64
+	// MaxCapturesPerInterface is how many captures can share one
+	// interface (RT_MAX_CAPS: a record's mask has a bit per capture).
+	MaxCapturesPerInterface = 64
 )
 
 // Filter selects frames inside the BPF program.
 type Filter struct {
-	// Splice replaces the FilterStub function of a program spec with the
-	// filter's instructions for the given pcap link type.
-	Splice func(spec *ebpf.ProgramSpec, linkType uint16) error
+	// Insns is the translated filter for a pcap link type: the body of a
+	// function with the calling convention of a filter (see bpf/capture.c,
+	// rt_filter), returning non-zero to accept. The capture package calls
+	// it from the dispatcher it puts in place of FilterStub; it must not
+	// modify the instructions returned.
+	Insns func(linkType uint16) (asm.Instructions, error)
 	// Window is how many leading bytes of a frame the filter may read
 	// (MaxWindow when unknown). The program copies that many bytes into a
 	// scratch buffer for the filter; the capture copies SnapLen bytes of
@@ -194,62 +200,8 @@ var (
 	ErrNoInterface = errors.New("no such interface")
 )
 
-func (c *Config) withDefaults() (Config, error) {
-	cfg := *c
-	if len(cfg.Interfaces) == 0 {
-		return cfg, errors.New("no interface given: use -i IFACE")
-	}
-	if len(cfg.Interfaces) > MaxInterfaces {
-		return cfg, fmt.Errorf("%d interfaces given, at most %d per capture", len(cfg.Interfaces), MaxInterfaces)
-	}
-	if cfg.SnapLen == 0 {
-		cfg.SnapLen = DefaultSnapLen
-	}
-	if cfg.SnapLen > MaxSnapLen {
-		return cfg, fmt.Errorf("snaplen %d out of range: use 1 to %d", cfg.SnapLen, MaxSnapLen)
-	}
-	if cfg.RingSize == 0 {
-		cfg.RingSize = DefaultRingSize
-	}
-	if cfg.RingSize < MinRingSize || cfg.RingSize&(cfg.RingSize-1) != 0 {
-		return cfg, fmt.Errorf("ring size %d invalid: use a power of two of at least %d bytes", cfg.RingSize, MinRingSize)
-	}
-	if rec := RecordSize(cfg.SnapLen); cfg.RingSize < 2*rec {
-		return cfg, fmt.Errorf("a %d-byte ring cannot hold records of snaplen %d (%d bytes each, the ring must hold two): use a --ring-size of at least %d or a smaller -s",
-			cfg.RingSize, cfg.SnapLen, rec, ceilPow2(2*rec))
-	}
-	if cfg.WakeupBytes <= 0 {
-		cfg.WakeupBytes = cfg.RingSize / 4
-	}
-	if cfg.WakeupBytes >= cfg.RingSize {
-		return cfg, fmt.Errorf("wakeup threshold %d must be smaller than the ring (%d bytes): the reader would never be woken", cfg.WakeupBytes, cfg.RingSize)
-	}
-	if cfg.SharedRing && cfg.PinReaders {
-		return cfg, errors.New("a shared ring has one reader: pinning readers needs per-CPU rings")
-	}
-	if cfg.FlushInterval <= 0 {
-		cfg.FlushInterval = DefaultFlushPeriod
-	}
-	if cfg.Hook == HookAuto {
-		cfg.Hook = HookXDP
-		if cfg.Direction != DirIn {
-			cfg.Hook = HookTC
-		}
-	}
-	if cfg.XDPMode != XDPAuto && cfg.Hook == HookTC {
-		return cfg, fmt.Errorf("xdp mode %s needs the XDP hook", cfg.XDPMode)
-	}
-	if cfg.Hook == HookXDP && cfg.Direction != DirIn {
-		return cfg, fmt.Errorf("direction %s needs --hook tc: XDP sees received frames only", cfg.Direction)
-	}
-	if cfg.MonitorPort && cfg.Direction != DirIn {
-		return cfg, errors.New("--monitor-port drops received frames: it needs --direction in")
-	}
-	return cfg, nil
-}
-
 // recHeader is the size of struct rt_record (bpf/capture.h).
-const recHeader = 24
+const recHeader = 32
 
 // sizeClasses are the ring record sizes of bpf/capture.c (RT_CLASS): a
 // record holds the header and a frame of up to that many bytes.

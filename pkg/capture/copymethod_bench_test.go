@@ -25,10 +25,6 @@ import (
 // ns/pkt via BPF_PROG_RUN.
 func BenchmarkCopyMethod(b *testing.B) {
 	testbedtest.RequirePrivileged(b)
-	ncpu, err := ebpf.PossibleCPU()
-	if err != nil {
-		b.Fatal(err)
-	}
 	methods := []struct {
 		name string
 		spec func() (*ebpf.CollectionSpec, error)
@@ -46,16 +42,15 @@ func BenchmarkCopyMethod(b *testing.B) {
 					if err != nil {
 						b.Fatal(err)
 					}
-					maps, err := newMaps(spec, ncpu, 8<<20, false)
+					maps, err := newMaps(spec, 8<<20, false)
 					if err != nil {
 						b.Fatal(err)
 					}
 					defer maps.close()
-					progs, err := loadPrograms(spec, maps, progParams{snaplen: snap, wakeup: 1 << 30}, nil, []string{m.prog})
+					prog, err := loadProgram(spec, maps, progParams{name: m.prog, wakeup: 1 << 30, slots: []slotProg{{snaplen: snap}}})
 					if err != nil {
 						b.Fatal(err)
 					}
-					prog := progs[m.prog]
 					defer prog.Close()
 					var stop atomic.Bool
 					var wg sync.WaitGroup
@@ -85,7 +80,7 @@ func BenchmarkCopyMethod(b *testing.B) {
 					}
 					stop.Store(true)
 					wg.Wait()
-					sum, err := maps.slotCounters(0)
+					sum, err := maps.counterSum(progKey(kindXDP))
 					if err != nil {
 						b.Fatal(err)
 					}

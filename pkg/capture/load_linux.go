@@ -2,8 +2,13 @@ package capture
 
 import (
 	"fmt"
+	"os"
+	"strconv"
+	"strings"
 
 	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/asm"
+	"github.com/cilium/ebpf/btf"
 
 	"github.com/ringtap/ringtap/gen"
 )
@@ -15,11 +20,35 @@ const (
 	progTCEgress  = "rt_tc_egress"
 )
 
-// maps are the kernel objects shared by every interface of a capture.
+// Program kinds: one program of each kind per interface at most, shared by
+// every capture there (RT_KIND_* in bpf/capture.h).
+const (
+	kindXDP = iota
+	kindTCIn
+	kindTCOut
+	numKinds
+)
+
+var kindProg = [numKinds]string{progXDP, progTCIngress, progTCEgress}
+
+// Counter keys (RT_CAP_KEY, RT_PROG_KEY in bpf/capture.h).
+func capKey(slot, dir int) uint32 { return uint32(slot*2 + dir) }
+func progKey(kind int) uint32     { return uint32(2*MaxCapturesPerInterface + kind) }
+
+// kindDir is the direction of the frames a program kind sees.
+func kindDir(kind int) int {
+	if kind == kindTCOut {
+		return 1
+	}
+	return 0
+}
+
+// maps are the kernel objects of one interface, shared by its programs.
 type maps struct {
 	scratch  *ebpf.Map
-	rings    *ebpf.Map // ARRAY_OF_MAPS, one ring per CPU
+	rings    *ebpf.Map // ARRAY_OF_MAPS, one ring per online CPU
 	ringMaps []*ebpf.Map
+	ringCPUs []int // the CPU of each ring (-1: shared by all)
 	counters *ebpf.Map
 }
 
@@ -34,9 +63,18 @@ func (m *maps) close() {
 	}
 }
 
-// newMaps creates the scratch, counter and ring maps. With shared, one ring
-// serves every CPU's slot of rt_rings.
-func newMaps(spec *ebpf.CollectionSpec, ncpu, ringSize int, shared bool) (_ *maps, err error) {
+// newMaps creates the scratch, counter and ring maps. Rings are created for
+// the online CPUs only (a CPU brought online later finds no ring and its
+// matched frames count as dropped); with shared, one ring serves them all.
+func newMaps(spec *ebpf.CollectionSpec, ringSize int, shared bool) (_ *maps, err error) {
+	possible, err := ebpf.PossibleCPU()
+	if err != nil {
+		return nil, fmt.Errorf("count cpus: %w", err)
+	}
+	online, err := onlineCPUs()
+	if err != nil {
+		return nil, err
+	}
 	m := &maps{}
 	defer func() {
 		if err != nil {
@@ -44,7 +82,7 @@ func newMaps(spec *ebpf.CollectionSpec, ncpu, ringSize int, shared bool) (_ *map
 		}
 	}()
 	scratch := spec.Maps["rt_scratch_map"].Copy()
-	scratch.MaxEntries = uint32(ncpu)
+	scratch.MaxEntries = uint32(possible)
 	if m.scratch, err = ebpf.NewMap(scratch); err != nil {
 		return nil, fmt.Errorf("create scratch map: %w", err)
 	}
@@ -52,32 +90,76 @@ func newMaps(spec *ebpf.CollectionSpec, ncpu, ringSize int, shared bool) (_ *map
 		return nil, fmt.Errorf("create counters map: %w", err)
 	}
 	rings := spec.Maps["rt_rings"].Copy()
-	rings.MaxEntries = uint32(ncpu)
+	rings.MaxEntries = uint32(possible)
 	rings.InnerMap.MaxEntries = uint32(ringSize)
 	rings.Contents = nil
 	if m.rings, err = ebpf.NewMap(rings); err != nil {
 		return nil, fmt.Errorf("create ring array: %w", err)
 	}
-	for cpu := range ncpu {
-		if !shared || cpu == 0 {
+	for _, cpu := range online {
+		if cpu >= possible {
+			continue
+		}
+		if !shared || len(m.ringMaps) == 0 {
 			r, err := ebpf.NewMap(&ebpf.MapSpec{Name: "rt_ring", Type: ebpf.RingBuf, MaxEntries: uint32(ringSize)})
 			if err != nil {
 				return nil, fmt.Errorf("create ring for cpu %d: %w", cpu, err)
 			}
 			m.ringMaps = append(m.ringMaps, r)
+			m.ringCPUs = append(m.ringCPUs, cpu)
 		}
 		r := m.ringMaps[len(m.ringMaps)-1]
 		if err := m.rings.Put(uint32(cpu), r); err != nil {
 			return nil, fmt.Errorf("insert ring for cpu %d: %w", cpu, err)
 		}
 	}
+	if shared {
+		m.ringCPUs[0] = -1
+	}
 	return m, nil
 }
 
-// slotCounters sums the per-CPU counters of one slot (interface*2 + direction).
-func (m *maps) slotCounters(slot uint32) (Counters, error) {
+// onlineCPUs parses /sys/devices/system/cpu/online ("0-3,8,10-11").
+func onlineCPUs() ([]int, error) {
+	b, err := os.ReadFile("/sys/devices/system/cpu/online")
+	if err != nil {
+		return nil, fmt.Errorf("read online cpus: %w", err)
+	}
+	return parseCPUList(strings.TrimSpace(string(b)))
+}
+
+func parseCPUList(s string) ([]int, error) {
+	var out []int
+	for _, part := range strings.Split(s, ",") {
+		lo, hi, isRange := strings.Cut(part, "-")
+		a, err := strconv.Atoi(lo)
+		if err != nil {
+			return nil, fmt.Errorf("parse cpu list %q: %w", s, err)
+		}
+		b := a
+		if isRange {
+			if b, err = strconv.Atoi(hi); err != nil || b < a {
+				return nil, fmt.Errorf("parse cpu list %q: bad range %q", s, part)
+			}
+		}
+		for c := a; c <= b; c++ {
+			out = append(out, c)
+		}
+	}
+	return out, nil
+}
+
+// OnlineCPUs is how many CPUs are online now: each captured interface has
+// a ring of the ring size per online CPU.
+func OnlineCPUs() (int, error) {
+	c, err := onlineCPUs()
+	return len(c), err
+}
+
+// counters sums the per-CPU counters at key.
+func (m *maps) counterSum(key uint32) (Counters, error) {
 	var per []gen.CaptureRtCounters
-	if err := m.counters.Lookup(slot, &per); err != nil {
+	if err := m.counters.Lookup(key, &per); err != nil {
 		return Counters{}, fmt.Errorf("read counters: %w", err)
 	}
 	var sum Counters
@@ -88,22 +170,30 @@ func (m *maps) slotCounters(slot uint32) (Counters, error) {
 	return sum, nil
 }
 
-// progParams are the load-time constants of one interface's programs.
+// slotProg is one capture's part in a program: its slot, snapshot length
+// and filter (nil: everything).
+type slotProg struct {
+	slot    int
+	snaplen uint32
+	filter  *Filter
+}
+
+// progParams are the load-time constants of one program.
 type progParams struct {
-	slot, snaplen, wakeup uint32
-	monitor               bool
-	linkType              uint16
+	kind     int
+	name     string // the program, when not kind's (benchmarks)
+	linkType uint16
+	wakeup   uint32
+	monitor  bool
 	// testMeta: the frame's lengths come with it (Tester only).
 	testMeta bool
-	// window is how many bytes the spliced filter may read; 0 when there
-	// is no filter (the program then copies nothing for it).
-	window uint32
+	slots    []slotProg
 }
 
 // filterWindow is the window of f for linkType: 0 without a filter,
 // MaxWindow when the filter does not say.
 func filterWindow(f *Filter, linkType uint16) (uint32, error) {
-	if f == nil || f.Splice == nil {
+	if f == nil || f.Insns == nil {
 		return 0, nil
 	}
 	if f.Window == nil {
@@ -116,9 +206,9 @@ func filterWindow(f *Filter, linkType uint16) (uint32, error) {
 	return max(1, min(w, MaxWindow)), nil
 }
 
-// loadPrograms loads the named programs for one interface with its constants
-// set, the filter spliced in and the shared maps.
-func loadPrograms(base *ebpf.CollectionSpec, m *maps, p progParams, f *Filter, names []string) (map[string]*ebpf.Program, error) {
+// loadProgram builds and loads the program of one kind for the captures in
+// p.slots, with the interface's maps.
+func loadProgram(base *ebpf.CollectionSpec, m *maps, p progParams) (*ebpf.Program, error) {
 	spec := base.Copy()
 	// The replacements must match the specs they replace.
 	spec.Maps["rt_scratch_map"].MaxEntries = m.scratch.MaxEntries()
@@ -126,9 +216,33 @@ func loadPrograms(base *ebpf.CollectionSpec, m *maps, p progParams, f *Filter, n
 	rings.MaxEntries = m.rings.MaxEntries()
 	rings.InnerMap.MaxEntries = m.ringMaps[0].MaxEntries()
 	rings.Contents = nil
+
+	var (
+		snaps   [MaxCapturesPerInterface]uint32
+		all     uint64
+		window  uint32
+		filters []slotFilter
+	)
+	for _, s := range p.slots {
+		snaps[s.slot] = s.snaplen
+		w, err := filterWindow(s.filter, p.linkType)
+		if err != nil {
+			return nil, err
+		}
+		if w == 0 {
+			all |= 1 << s.slot
+			continue
+		}
+		insns, err := s.filter.Insns(p.linkType)
+		if err != nil {
+			return nil, err
+		}
+		window = max(window, w)
+		filters = append(filters, slotFilter{slot: s.slot, insns: insns})
+	}
 	set := map[string]any{
-		"rt_slot": p.slot, "rt_snaplen": p.snaplen, "rt_window": max(p.window, 1),
-		"rt_filtered": boolU8(p.window > 0), "rt_wakeup_bytes": p.wakeup, "rt_monitor": boolU8(p.monitor),
+		"rt_snaps": snaps, "rt_all": all, "rt_window": max(window, 1),
+		"rt_filtered": boolU8(len(filters) > 0), "rt_wakeup_bytes": p.wakeup, "rt_monitor": boolU8(p.monitor),
 		"rt_test_meta": boolU8(p.testMeta),
 	}
 	for name, v := range set {
@@ -140,17 +254,17 @@ func loadPrograms(base *ebpf.CollectionSpec, m *maps, p progParams, f *Filter, n
 			return nil, fmt.Errorf("set %s: %w", name, err)
 		}
 	}
-	keep := map[string]*ebpf.ProgramSpec{}
-	for _, n := range names {
-		ps := spec.Programs[n]
-		if f != nil && f.Splice != nil {
-			if err := f.Splice(ps, p.linkType); err != nil {
-				return nil, fmt.Errorf("splice filter into %s: %w", n, err)
-			}
-		}
-		keep[n] = ps
+	name := kindProg[p.kind]
+	if p.name != "" {
+		name = p.name
 	}
-	spec.Programs = keep
+	ps := spec.Programs[name]
+	if len(filters) > 0 {
+		if err := spliceFilters(ps, filters); err != nil {
+			return nil, fmt.Errorf("splice filters into %s: %w", name, err)
+		}
+	}
+	spec.Programs = map[string]*ebpf.ProgramSpec{name: ps}
 	coll, err := ebpf.NewCollectionWithOptions(spec, ebpf.CollectionOptions{
 		MapReplacements: map[string]*ebpf.Map{
 			"rt_scratch_map": m.scratch, "rt_rings": m.rings, "rt_counters_map": m.counters,
@@ -159,10 +273,99 @@ func loadPrograms(base *ebpf.CollectionSpec, m *maps, p progParams, f *Filter, n
 	if err != nil {
 		return nil, verifierError(err)
 	}
-	progs := coll.Programs
-	coll.Programs = nil
-	coll.Close() // the maps are ours; the .rodata map is held by the programs
-	return progs, nil
+	prog := coll.Programs[name]
+	delete(coll.Programs, name)
+	coll.Close() // the maps are ours; the .rodata map is held by the program
+	return prog, nil
+}
+
+// slotFilter is a translated filter and the slot whose bit it sets.
+type slotFilter struct {
+	slot  int
+	insns asm.Instructions
+}
+
+// spliceFilters replaces the body of the FilterStub function of ps with a
+// dispatcher that calls each filter, added as a function of its own, and
+// returns the mask of slots whose filter accepted:
+//
+//	r6..r8 = r1..r3; r9 = 0
+//	for each filter: r1..r3 = r6..r8; call rt_filter_<slot>; if w0 != 0 { r9 |= 1 << slot }
+//	r0 = r9
+//
+// Every function keeps the stub's BTF func info (renamed) and source line,
+// which the kernel needs for each subprogram when the program has BTF.
+func spliceFilters(ps *ebpf.ProgramSpec, filters []slotFilter) error {
+	insns := ps.Instructions
+	start := -1
+	for i, ins := range insns {
+		if ins.Symbol() == FilterStub {
+			start = i
+			break
+		}
+	}
+	if start < 0 {
+		return fmt.Errorf("program %s has no function %s to replace", ps.Name, FilterStub)
+	}
+	end := len(insns)
+	for i := start + 1; i < len(insns); i++ {
+		if insns[i].Symbol() != "" {
+			end = i
+			break
+		}
+	}
+	first := insns[start]
+	fn, src := btf.FuncMetadata(&first), first.Source()
+	mark := func(ins asm.Instruction, sym string) asm.Instruction {
+		ins = ins.WithSymbol(sym)
+		if fn != nil {
+			f := *fn
+			f.Name = sym
+			if sym == FilterStub {
+				ins = btf.WithFuncMetadata(ins, fn)
+			} else {
+				ins = btf.WithFuncMetadata(ins, &f)
+			}
+		}
+		if src != nil {
+			ins = ins.WithSource(src)
+		}
+		return ins
+	}
+	skip := func(ins asm.Instruction, n int16) asm.Instruction {
+		ins = ins.WithReference("")
+		ins.Offset = n
+		return ins
+	}
+	body := asm.Instructions{
+		asm.Mov.Reg(asm.R6, asm.R1), asm.Mov.Reg(asm.R7, asm.R2), asm.Mov.Reg(asm.R8, asm.R3), asm.Mov.Imm(asm.R9, 0),
+	}
+	var funcs asm.Instructions
+	for _, f := range filters {
+		sym := fmt.Sprintf("%s_%d", FilterStub, f.slot)
+		body = append(body, asm.Mov.Reg(asm.R1, asm.R6), asm.Mov.Reg(asm.R2, asm.R7), asm.Mov.Reg(asm.R3, asm.R8),
+			asm.Call.Label(sym))
+		if f.slot < 31 {
+			body = append(body, skip(asm.JEq.Imm32(asm.R0, 0, ""), 1), asm.Or.Imm(asm.R9, int32(1)<<f.slot))
+		} else {
+			// A 64-bit immediate takes two instruction slots.
+			body = append(body, skip(asm.JEq.Imm32(asm.R0, 0, ""), 3),
+				asm.LoadImm(asm.R1, int64(uint64(1)<<f.slot), asm.DWord), asm.Or.Reg(asm.R9, asm.R1))
+		}
+		fb := make(asm.Instructions, len(f.insns))
+		copy(fb, f.insns)
+		fb[0] = mark(fb[0], sym)
+		funcs = append(funcs, fb...)
+	}
+	body = append(body, asm.Mov.Reg(asm.R0, asm.R9), asm.Return())
+	body[0] = mark(body[0], FilterStub)
+	out := make(asm.Instructions, 0, len(insns)-(end-start)+len(body)+len(funcs))
+	out = append(out, insns[:start]...)
+	out = append(out, body...)
+	out = append(out, insns[end:]...)
+	out = append(out, funcs...)
+	ps.Instructions = out
+	return nil
 }
 
 func boolU8(b bool) uint8 {

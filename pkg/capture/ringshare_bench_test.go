@@ -8,7 +8,6 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/cilium/ebpf"
 	"golang.org/x/sys/unix"
 
 	"github.com/ringtap/ringtap/gen"
@@ -25,10 +24,6 @@ import (
 // the measured time, so neither variant runs into a full ring.
 func BenchmarkRingSharing(b *testing.B) {
 	testbedtest.RequirePrivileged(b)
-	ncpu, err := ebpf.PossibleCPU()
-	if err != nil {
-		b.Fatal(err)
-	}
 	online := runtime.NumCPU()
 	if online < 2 {
 		b.Skip("needs two CPUs")
@@ -46,16 +41,15 @@ func BenchmarkRingSharing(b *testing.B) {
 				b.Fatal(err)
 			}
 			// Each CPU writes repeat records of 96 bytes (+8 header) per round.
-			m, err := newMaps(spec, ncpu, 16<<20, shared)
+			m, err := newMaps(spec, 16<<20, shared)
 			if err != nil {
 				b.Fatal(err)
 			}
 			defer m.close()
-			progs, err := loadPrograms(spec, m, progParams{snaplen: 128, wakeup: 1 << 30}, nil, []string{progXDP})
+			prog, err := loadProgram(spec, m, progParams{wakeup: 1 << 30, slots: []slotProg{{snaplen: 128}}})
 			if err != nil {
 				b.Fatal(err)
 			}
-			prog := progs[progXDP]
 			defer prog.Close()
 			var readers []*ringbuf.Reader
 			for _, rm := range m.ringMaps {
@@ -102,7 +96,7 @@ func BenchmarkRingSharing(b *testing.B) {
 					}
 				}
 			}
-			sum, err := m.slotCounters(0)
+			sum, err := m.counterSum(progKey(kindXDP))
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -1,9 +1,11 @@
 package capture
 
-// Counters are the BPF data path's counters for one interface and
-// direction, summed over CPUs. They keep two invariants (exact once the
-// programs are detached): Seen = Matched + frames the filter rejected, and
-// Matched = Captured + Dropped + CopyFailed.
+// Counters are the BPF data path's counters for one capture on one
+// interface and direction, summed over CPUs, since the capture started.
+// They keep two invariants (exact once the capture is stopped): Seen =
+// Matched + frames the capture's filter rejected, and Matched = Captured +
+// Dropped + CopyFailed. Seen and FilterFailed are the program's: every
+// capture on the interface and hook shares them.
 type Counters struct {
 	Seen     uint64 // frames the hook ran on
 	Matched  uint64 // frames the filter accepted
@@ -26,6 +28,13 @@ func (c *Counters) add(o Counters) {
 	c.Dropped += o.Dropped
 	c.CopyFailed += o.CopyFailed
 	c.FilterFailed += o.FilterFailed
+}
+
+// sub is c - o, field by field.
+func (c Counters) sub(o Counters) Counters {
+	return Counters{Seen: c.Seen - o.Seen, Matched: c.Matched - o.Matched, Captured: c.Captured - o.Captured,
+		Bytes: c.Bytes - o.Bytes, Dropped: c.Dropped - o.Dropped, CopyFailed: c.CopyFailed - o.CopyFailed,
+		FilterFailed: c.FilterFailed - o.FilterFailed}
 }
 
 // Lost is every matched frame that did not reach a ring: ring overflow
@@ -51,7 +60,7 @@ type Stats struct {
 	Interfaces []InterfaceStats
 	// Written is how many packets were handed to the writer.
 	Written uint64
-	// Discarded counts records the kernel discarded in the rings (should
-	// stay zero: the programs never discard).
-	Discarded uint64
+	// Unowned counts records of the capture's interfaces whose slot had
+	// no capture (should stay zero).
+	Unowned uint64
 }

@@ -56,10 +56,6 @@ func NewTester(hook Hook, snaplen uint32, f *Filter, linkType uint16) (_ *Tester
 	if err != nil {
 		return nil, fmt.Errorf("read capture programs: %w", err)
 	}
-	ncpu, err := ebpf.PossibleCPU()
-	if err != nil {
-		return nil, fmt.Errorf("count cpus: %w", err)
-	}
 	if snaplen == 0 || snaplen > MaxSnapLen {
 		snaplen = MaxSnapLen
 	}
@@ -83,7 +79,7 @@ func NewTester(hook Hook, snaplen uint32, f *Filter, linkType uint16) (_ *Tester
 			t.Close()
 		}
 	}()
-	if t.maps, err = newMaps(spec, ncpu, max(MinRingSize, ceilPow2(2*RecordSize(snaplen))), false); err != nil {
+	if t.maps, err = newMaps(spec, max(MinRingSize, ceilPow2(2*RecordSize(snaplen))), false); err != nil {
 		return nil, permission(err)
 	}
 	if err := t.SetFilter(f, linkType); err != nil {
@@ -98,16 +94,21 @@ func (t *Tester) SetFilter(f *Filter, linkType uint16) error {
 	if err != nil {
 		return err
 	}
-	progs, err := loadPrograms(t.spec, t.maps, progParams{
-		snaplen: t.snaplen, window: window, wakeup: MinRingSize, linkType: linkType, testMeta: true,
-	}, f, []string{t.name})
+	kind := kindXDP
+	if t.name != progXDP {
+		kind = kindTCIn
+	}
+	prog, err := loadProgram(t.spec, t.maps, progParams{
+		kind: kind, wakeup: MinRingSize, linkType: linkType, testMeta: true,
+		slots: []slotProg{{slot: 0, snaplen: t.snaplen, filter: f}},
+	})
 	if err != nil {
 		return permission(err)
 	}
 	if t.prog != nil {
 		t.prog.Close()
 	}
-	t.prog = progs[t.name]
+	t.prog = prog
 	t.window = window
 	return nil
 }
@@ -170,7 +171,7 @@ func (t *Tester) MatchRecord(data []byte, wireLen uint32) (bool, error) {
 		}
 		return false, fmt.Errorf("run filter: %w", err)
 	}
-	sum, err := t.maps.slotCounters(0)
+	sum, err := t.maps.counterSum(capKey(0, 0))
 	if err != nil {
 		return false, err
 	}

@@ -3,7 +3,7 @@ package filter
 import (
 	"sync"
 
-	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/asm"
 	"golang.org/x/net/bpf"
 
 	"github.com/ringtap/ringtap/pkg/capture"
@@ -49,12 +49,12 @@ func forCapture(source func(linkType uint16) ([]bpf.RawInstruction, error)) *cap
 		return p, nil
 	}
 	return &capture.Filter{
-		Splice: func(spec *ebpf.ProgramSpec, lt uint16) error {
+		Insns: func(lt uint16) (asm.Instructions, error) {
 			p, err := get(lt)
 			if err != nil {
-				return err
+				return nil, err
 			}
-			return p.Splice(spec, capture.FilterStub)
+			return p.Insns, nil
 		},
 		Window: func(lt uint16) (uint32, error) {
 			p, err := get(lt)
@@ -71,7 +71,7 @@ func forCapture(source func(linkType uint16) ([]bpf.RawInstruction, error)) *cap
 // Options).
 func (p *Program) CaptureFilter() *capture.Filter {
 	return &capture.Filter{
-		Splice: func(spec *ebpf.ProgramSpec, _ uint16) error { return p.Splice(spec, capture.FilterStub) },
+		Insns:  func(uint16) (asm.Instructions, error) { return p.Insns, nil },
 		Window: func(uint16) (uint32, error) { return p.Need, nil },
 	}
 }
