@@ -1,6 +1,7 @@
 // Command ringtap captures packets with eBPF into pcapng/pcap files.
 //
 //	ringtap capture -i IFACE [flags] [EXPRESSION]
+//	ringtap agent --config FILE [--check]
 //	ringtap filter explain EXPRESSION
 //	ringtap filter test -r FILE [-w OUT] EXPRESSION
 //	ringtap recover DIR
@@ -37,6 +38,7 @@ const usage = `usage: ringtap <command> [flags]
 
 commands:
   capture   capture packets into a pcapng or pcap file (a demo when no -i is given)
+  agent     run the captures of a configuration file as a service
   filter    explain or test a tcpdump filter expression
   recover   finish the torn files a crashed capture left in a directory
   version   print the version
@@ -52,6 +54,8 @@ func run(args []string, stdout, stderr io.Writer) error {
 	switch args[0] {
 	case "capture":
 		return runCapture(args[1:], stdout, stderr)
+	case "agent":
+		return runAgent(args[1:], stdout, stderr)
 	case "filter":
 		return runFilter(args[1:], stdout, stderr)
 	case "recover":

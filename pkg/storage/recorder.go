@@ -245,6 +245,17 @@ func (r *Recorder) Stats() Stats {
 	}
 }
 
+// CurrentFile is the final path of the file being written now ("" between
+// files and after Close).
+func (r *Recorder) CurrentFile() string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.cur == nil || r.closed {
+		return ""
+	}
+	return r.cur.path
+}
+
 // WritePacket adds a packet to the current file, rotating first if its
 // size or time is up. It returns an error only for a packet no file could
 // hold (an interface out of range, a negative timestamp); a packet that
