@@ -415,14 +415,20 @@ const (
 )
 
 func linkTypeOf(l netlink.Link) (uint16, error) {
-	switch l.Attrs().EncapType {
+	return LinkTypeFor(l.Attrs().EncapType, l.Attrs().Name)
+}
+
+// LinkTypeFor is the pcap link type of an interface with this link
+// encapsulation (as netlink reports it), or an error naming the interface.
+func LinkTypeFor(encap, name string) (uint16, error) {
+	switch encap {
 	case "ether", "loopback":
 		return LinkTypeEthernet, nil
 	case "none", "ipip", "sit", "tunnel6":
 		// L3 devices (tun, wireguard): frames start at the IP header.
 		return LinkTypeRaw, nil
 	}
-	return 0, fmt.Errorf("interface %s has link encapsulation %q, which ringtap cannot capture yet", l.Attrs().Name, l.Attrs().EncapType)
+	return 0, fmt.Errorf("interface %s has link encapsulation %q, which ringtap cannot capture yet", name, encap)
 }
 
 // pinToCPU binds the calling thread to cpu; a CPU that is possible but

@@ -51,6 +51,8 @@ type ifaceState struct {
 	hooks   [numKinds]*attached
 	cl      *clsact
 	torn    bool
+	// offloads: xdpOffloads before ringtap attached XDP (nil: not read).
+	offloads map[string]bool
 
 	gone     atomic.Bool
 	unowned  atomic.Uint64 // records whose slot had no capture (should stay 0)
@@ -355,6 +357,12 @@ func (p *plan) apply() error {
 					err  error
 				)
 				if ch.kind == kindXDP {
+					if s.offloads == nil {
+						if s.offloads, err = readOffloads(s.name); err != nil {
+							s.e.opts.Logger.Debug("cannot read offloads; they are not restored after XDP", "interface", s.name, "error", err)
+							s.offloads = map[string]bool{}
+						}
+					}
 					l, hook, err = attachXDP(ch.prog, s.name, s.index, s.e.opts.XDPMode)
 				} else {
 					l, hook, err = attachTC(ch.prog, s.cl, s.name, s.index, ch.kind == kindTCIn, s.e.opts.ForceClsact)
@@ -422,6 +430,9 @@ func (p *plan) commit() error {
 			if err := inNetNS(s.e.opts.NetNS, ch.old.link.Close); err != nil && !s.gone.Load() {
 				errs = append(errs, fmt.Errorf("detach from %s: %w", s.name, err))
 			}
+			if ch.kind == kindXDP {
+				errs = append(errs, s.restoreOffloads())
+			}
 		}
 		if ch.old != nil && ch.old.prog != ch.prog {
 			ch.old.prog.Close()
@@ -429,6 +440,16 @@ func (p *plan) commit() error {
 		s.hooks[ch.kind] = ch.next
 	}
 	return errors.Join(errs...)
+}
+
+// restoreOffloads turns back on the offloads XDP turned off.
+func (s *ifaceState) restoreOffloads() error {
+	before := s.offloads
+	s.offloads = nil
+	if len(before) == 0 || s.gone.Load() {
+		return nil
+	}
+	return inNetNS(s.e.opts.NetNS, func() error { return restoreOffloads(s.name, before) })
 }
 
 // fence waits until everything the rings hold now has been handed to the
@@ -654,6 +675,9 @@ func (s *ifaceState) teardown() error {
 		}
 		a.prog.Close()
 		s.hooks[k] = nil
+		if k == kindXDP {
+			errs = append(errs, s.restoreOffloads())
+		}
 	}
 	if !s.gone.Load() {
 		if err := inNetNS(s.e.opts.NetNS, s.cl.release); err != nil {

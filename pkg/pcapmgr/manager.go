@@ -213,7 +213,7 @@ type entry struct {
 
 	// Counters of the capture runs that ended (interface gone and
 	// back), so that the reported counters stay monotonic.
-	acc      capture.Counters
+	acc      counters
 	accWrote uint64
 	recDone  storage.Stats
 }
@@ -445,19 +445,24 @@ func (m *Manager) stopEntry(e *entry, next string) {
 	m.mu.Lock()
 	if serr == nil {
 		for _, is := range st.Interfaces {
-			t := is.Total()
-			e.acc.Seen += t.Seen
-			e.acc.Matched += t.Matched
-			e.acc.Captured += t.Captured
-			e.acc.Bytes += t.Bytes
-			e.acc.Dropped += t.Dropped
-			e.acc.CopyFailed += t.CopyFailed
+			e.acc.add(is.Total())
 		}
 	}
 	e.accWrote += st.Written
 	e.recDone = addStorage(e.recDone, rs)
 	e.cap, e.rec = nil, nil
 	m.mu.Unlock()
+	// The run's own counters: seen = matched + rejected, matched =
+	// captured + ring_drops + copy_failures, and written + write_drops =
+	// handed to the recorder (= captured, once drained).
+	var run counters
+	for _, is := range st.Interfaces {
+		run.add(is.Total())
+	}
+	m.log.Info("capture stopped", "capture", e.d.Name, "interface", e.d.Interface,
+		"seen", run.Seen, "matched", run.Matched, "captured", run.Captured, "ring_drops", run.Dropped,
+		"copy_failures", run.CopyFailed, "handed", st.Written, "written", rs.PacketsWritten, "write_drops", rs.WriteDrops,
+		"files", rs.FilesWritten)
 	if err := errors.Join(errs...); err != nil {
 		m.log.Error("capture stopped with an error", "capture", e.d.Name, "error", err)
 		m.setState(e, next, err.Error())

@@ -4,7 +4,21 @@ import (
 	"sort"
 
 	"github.com/ringtap/ringtap/pkg/agent"
+	"github.com/ringtap/ringtap/pkg/capture"
 )
+
+// counters accumulates capture.Counters.
+type counters struct{ capture.Counters }
+
+func (c *counters) add(o capture.Counters) {
+	c.Seen += o.Seen
+	c.Matched += o.Matched
+	c.Captured += o.Captured
+	c.Bytes += o.Bytes
+	c.Dropped += o.Dropped
+	c.CopyFailed += o.CopyFailed
+	c.FilterFailed += o.FilterFailed
+}
 
 // Captures reports every desired capture: its state, its counters over its
 // whole life (capture runs that ended included) and its current file. It
@@ -22,13 +36,7 @@ func (m *Manager) Captures() []agent.CaptureStatus {
 			if e.cap != nil {
 				if st, err := e.cap.Stats(); err == nil {
 					for _, is := range st.Interfaces {
-						t := is.Total()
-						acc.Seen += t.Seen
-						acc.Matched += t.Matched
-						acc.Captured += t.Captured
-						acc.Bytes += t.Bytes
-						acc.Dropped += t.Dropped
-						acc.CopyFailed += t.CopyFailed
+						acc.add(is.Total())
 					}
 				}
 			}
