@@ -23,9 +23,8 @@ const (
 	MinRingSize = capture.MinRingSize // 16 KiB
 	MaxRingSize = 1 << 30
 	// MaxCapturesPerInterface is how many captures can share an
-	// interface. It stands in for capture.MaxCapturesPerInterface until
-	// the capture package exports it.
-	MaxCapturesPerInterface = 64
+	// interface (a ring record's mask has a bit per capture).
+	MaxCapturesPerInterface = capture.MaxCapturesPerInterface
 	// MaxNameLen is the longest capture name.
 	MaxNameLen = 63
 )

@@ -86,8 +86,8 @@
 //	+ Σ over captures of the storage write queue:
 //	  64 buffers × 256KiB = 16MiB (compressed: 64 × min(256KiB, frame_size))
 //
-// CPUs are the possible CPUs (the capture package creates a ring per
-// possible CPU), unless WithCPUs says otherwise. With memory_budget set,
+// CPUs are the online CPUs (the capture package creates a ring per
+// online CPU), unless WithCPUs says otherwise. With memory_budget set,
 // Parse rejects a config whose estimate exceeds it. The estimate leaves
 // out the Go heap, compressors' state and the kernel's per-program
 // memory, which are small next to it.

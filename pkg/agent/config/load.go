@@ -6,8 +6,9 @@ import (
 	"runtime"
 	"strings"
 
-	"github.com/cilium/ebpf"
 	"github.com/goccy/go-yaml/ast"
+
+	"github.com/ringtap/ringtap/pkg/capture"
 )
 
 // Option changes how Load and Parse check a file.
@@ -18,14 +19,14 @@ type options struct {
 }
 
 // WithCPUs sets the number of CPUs the memory estimate counts a ring
-// for. The default is the system's possible CPUs (the capture package
-// creates a ring per possible CPU), else runtime.NumCPU.
+// for. The default is the online CPUs (the capture package creates a ring
+// per online CPU), else runtime.NumCPU.
 func WithCPUs(n int) Option { return func(o *options) { o.cpus = n } }
 
 // DefaultCPUs is the number of rings per interface the memory estimate
 // counts by default.
 func DefaultCPUs() int {
-	if n, err := ebpf.PossibleCPU(); err == nil && n > 0 {
+	if n, err := capture.OnlineCPUs(); err == nil && n > 0 {
 		return n
 	}
 	return runtime.NumCPU()
