@@ -1,55 +1,59 @@
 package caps
 
 import (
+	"bytes"
 	"fmt"
+	"os"
 
 	"golang.org/x/sys/unix"
 )
 
-// Capability numbers from linux/capability.h.
-const (
-	NetAdmin = 12
-	SysAdmin = 21
-	Perfmon  = 38
-	BPF      = 39
-)
-
-var names = map[int]string{NetAdmin: "CAP_NET_ADMIN", SysAdmin: "CAP_SYS_ADMIN", Perfmon: "CAP_PERFMON", BPF: "CAP_BPF"}
-
-// Name returns the CAP_ name of a capability number.
-func Name(c int) string {
-	if n, ok := names[c]; ok {
-		return n
-	}
-	return fmt.Sprintf("cap(%d)", c)
-}
-
-func effective() (uint64, error) {
+// Effective returns the process's effective capability set.
+func Effective() (Set, error) {
 	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
 	var data [2]unix.CapUserData
 	if err := unix.Capget(&hdr, &data[0]); err != nil {
 		return 0, fmt.Errorf("capget: %w", err)
 	}
-	return uint64(data[0].Effective) | uint64(data[1].Effective)<<32, nil
+	return Set(uint64(data[0].Effective) | uint64(data[1].Effective)<<32), nil
 }
 
 // MissingForCapture lists the capabilities the process lacks to load and
-// attach capture programs: CAP_BPF and CAP_NET_ADMIN (CAP_SYS_ADMIN covers
-// both on kernels that predate CAP_BPF).
+// attach capture programs: CAP_BPF, CAP_NET_ADMIN and CAP_PERFMON
+// (CAP_SYS_ADMIN stands in for all three).
 func MissingForCapture() ([]string, error) {
-	eff, err := effective()
+	eff, err := Effective()
 	if err != nil {
 		return nil, err
 	}
-	has := func(c int) bool { return eff&(1<<uint(c)) != 0 }
-	if has(SysAdmin) {
-		return nil, nil
+	return Names(eff.MissingForCapture()), nil
+}
+
+// MissingForNetNS lists the capabilities the process lacks to enter
+// another network namespace: CAP_SYS_ADMIN.
+func MissingForNetNS() ([]string, error) {
+	eff, err := Effective()
+	if err != nil {
+		return nil, err
 	}
-	var missing []string
-	for _, c := range []int{BPF, NetAdmin} {
-		if !has(c) {
-			missing = append(missing, Name(c))
-		}
+	return Names(eff.MissingForNetNS()), nil
+}
+
+// InitialUserNS says whether the process runs in the initial user
+// namespace, the only one where CAP_BPF and CAP_PERFMON let it use BPF. A
+// rootless or user-namespaced container has its capabilities, but the
+// kernel ignores them for bpf(2).
+func InitialUserNS() bool {
+	b, err := os.ReadFile("/proc/self/uid_map")
+	if err != nil {
+		return true // no /proc: assume the common case
 	}
-	return missing, nil
+	return initialUIDMap(b)
+}
+
+// initialUIDMap says whether a uid_map is the initial namespace's identity
+// map of all 2^32-1 ids.
+func initialUIDMap(b []byte) bool {
+	f := bytes.Fields(b)
+	return len(f) == 3 && string(f[0]) == "0" && string(f[1]) == "0" && string(f[2]) == "4294967295"
 }

@@ -11,6 +11,8 @@ import (
 	"github.com/cilium/ebpf/features"
 	"github.com/cilium/ebpf/rlimit"
 	"golang.org/x/sys/unix"
+
+	"github.com/ringtap/ringtap/pkg/caps"
 )
 
 // Kernel describes what the running kernel offers the capture programs.
@@ -107,7 +109,8 @@ func verifierError(err error) error {
 }
 
 // permission turns EPERM/EACCES from creating maps or attaching into
-// ErrPermission with what is missing. A verifier rejection is never one.
+// ErrPermission with one sentence saying what is missing. A verifier
+// rejection is never one.
 func permission(err error) error {
 	if errors.Is(err, ErrVerifier) || errors.Is(err, ErrPermission) {
 		return err
@@ -115,8 +118,30 @@ func permission(err error) error {
 	if !errors.Is(err, unix.EPERM) && !errors.Is(err, unix.EACCES) {
 		return err
 	}
-	if memlockErr != nil {
-		return fmt.Errorf("%w: %w (this kernel charges BPF maps to RLIMIT_MEMLOCK and it could not be raised: %v; run with LimitMEMLOCK=infinity or CAP_SYS_RESOURCE)", ErrPermission, err, memlockErr)
+	eff, cerr := caps.Effective()
+	if cerr != nil {
+		// Assume everything is there: the message then blames the rest.
+		eff = caps.Of(caps.BPF, caps.NetAdmin, caps.Perfmon)
 	}
-	return fmt.Errorf("%w: %w (need CAP_BPF and CAP_NET_ADMIN, or root)", ErrPermission, err)
+	return explainPermission(err, eff, caps.InitialUserNS(), memlockErr)
+}
+
+// explainPermission is permission for a process with the effective set eff,
+// in the initial user namespace or not, whose RLIMIT_MEMLOCK could not be
+// lifted (memlock != nil).
+func explainPermission(err error, eff caps.Set, initialNS bool, memlock error) error {
+	if missing := eff.MissingForCapture(); len(missing) > 0 {
+		return fmt.Errorf("%w: %s (%w)", ErrPermission, caps.Needs("capturing", missing), err)
+	}
+	switch {
+	case !eff.Has(caps.NetAdmin):
+		// CAP_SYS_ADMIN alone: kernels before bpf_net_capable() (6.x)
+		// want CAP_NET_ADMIN itself for XDP and netlink attachments.
+		return fmt.Errorf("%w: %s (%w)", ErrPermission, caps.Needs("attaching on this kernel", []int{caps.NetAdmin}), err)
+	case !initialNS:
+		return fmt.Errorf("%w: the kernel refused BPF (%w) because ringtap runs in a user namespace other than the initial one (a rootless or user-namespaced container), where no capability counts for bpf(2); run it in the initial user namespace with CAP_BPF, CAP_NET_ADMIN and CAP_PERFMON", ErrPermission, err)
+	case memlock != nil:
+		return fmt.Errorf("%w: %w (this kernel charges BPF maps to RLIMIT_MEMLOCK and it could not be raised: %v; run with LimitMEMLOCK=infinity or CAP_SYS_RESOURCE)", ErrPermission, err, memlock)
+	}
+	return fmt.Errorf("%w: the kernel refused BPF (%w) although ringtap has CAP_BPF, CAP_NET_ADMIN and CAP_PERFMON; an LSM (SELinux, AppArmor), kernel lockdown or a seccomp filter may forbid it", ErrPermission, err)
 }
