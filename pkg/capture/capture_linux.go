@@ -36,6 +36,7 @@ type Capture struct {
 
 	mu      sync.Mutex // serializes the writer
 	w       PacketWriter
+	werr    error // the writer failed (under mu): nothing more is written
 	written atomic.Uint64
 	ended   atomic.Bool // no more packets are written
 
@@ -98,8 +99,9 @@ func (c *Capture) deliver(ifc int, p *pcapio.Packet) bool {
 	}
 	p.Interface = ifc
 	if err := c.w.WritePacket(p); err != nil {
+		c.werr = fmt.Errorf("write packet: %w", err)
 		c.ended.Store(true)
-		c.signal(fmt.Errorf("write packet: %w", err))
+		c.signal(c.werr)
 		return false
 	}
 	if n := c.written.Add(1); c.spec.Count > 0 && n >= c.spec.Count {
@@ -112,12 +114,13 @@ func (c *Capture) deliver(ifc int, p *pcapio.Packet) bool {
 func (c *Capture) flush() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.stopped.Load() || c.cause != nil && c.ended.Load() {
+	if c.stopped.Load() || c.ended.Load() {
 		return
 	}
 	if err := c.w.Flush(); err != nil {
+		c.werr = fmt.Errorf("flush output: %w", err)
 		c.ended.Store(true)
-		c.signal(fmt.Errorf("flush output: %w", err))
+		c.signal(c.werr)
 	}
 }
 
@@ -137,6 +140,11 @@ func (c *Capture) Stop() error {
 
 func (c *Capture) stop() error {
 	e := c.e
+	if c.late != nil {
+		// Run never came: nothing will supply a writer, and the
+		// dispatcher must not wait for one while we drain.
+		c.late.set(nil)
+	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	var errs []error
@@ -181,11 +189,7 @@ func (c *Capture) stop() error {
 	}
 	c.mu.Lock()
 	c.stopped.Store(true)
-	werr := c.cause
-	if c.late != nil {
-		c.late.set(nil) // Run never came: nothing waits for a writer
-	}
-	if werr == nil || !c.ended.Load() {
+	if c.werr == nil {
 		if err := c.writeStats(); err != nil {
 			errs = append(errs, err)
 		}

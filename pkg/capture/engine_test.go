@@ -218,7 +218,7 @@ func TestEngineChurnKeepsOthersExact(t *testing.T) {
 	}
 	done := make(chan result, 1)
 	go func() {
-		res, err := s.Run(ctx, 0, 100_000)
+		res, err := s.Run(ctx, 0, 30_000)
 		done <- result{res, err}
 	}()
 	churned := 0

@@ -22,23 +22,25 @@ func inNetNS(path string, fn func() error) error {
 
 	errc := make(chan error, 1)
 	go func() {
-		runtime.LockOSThread()
-		orig, err := netns.Get()
-		if err != nil {
-			errc <- fmt.Errorf("get current network namespace: %w", err)
-			return
-		}
-		defer orig.Close()
-		if err := netns.Set(target); err != nil {
-			runtime.UnlockOSThread()
-			errc <- fmt.Errorf("enter network namespace %s: %w", path, err)
-			return
-		}
-		ferr := fn()
-		if err := netns.Set(orig); err == nil {
-			runtime.UnlockOSThread()
-		}
-		errc <- ferr
+		errc <- func() error {
+			runtime.LockOSThread()
+			orig, err := netns.Get()
+			if err != nil {
+				return fmt.Errorf("get current network namespace: %w", err)
+			}
+			// Closed before the caller is answered, so that no fd of
+			// ours outlives the call.
+			defer orig.Close()
+			if err := netns.Set(target); err != nil {
+				runtime.UnlockOSThread()
+				return fmt.Errorf("enter network namespace %s: %w", path, err)
+			}
+			ferr := fn()
+			if err := netns.Set(orig); err == nil {
+				runtime.UnlockOSThread()
+			}
+			return ferr
+		}()
 	}()
 	return <-errc
 }

@@ -33,8 +33,8 @@ func (h Host) Do(fn func() error) error {
 			done <- result{err: fmt.Errorf("get current network namespace: %w", err)}
 			return
 		}
-		defer orig.Close()
 		if err := netns.Set(target); err != nil {
+			orig.Close()
 			runtime.UnlockOSThread()
 			done <- result{err: fmt.Errorf("enter network namespace %s: %w", h.NSPath, err)}
 			return
@@ -51,6 +51,9 @@ func (h Host) Do(fn func() error) error {
 		if err := netns.Set(orig); err == nil {
 			runtime.UnlockOSThread()
 		}
+		// Closed before the caller is answered, so that no fd of ours
+		// outlives the call.
+		orig.Close()
 		done <- res
 	}()
 	res := <-done
