@@ -43,6 +43,9 @@ func (p *Pool) Get() *Batch {
 	select {
 	case <-p.done:
 		return nil
+	default:
+	}
+	select {
 	case b := <-p.free:
 		return b
 	default:
