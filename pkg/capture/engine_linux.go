@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strings"
 	"sync"
 	"time"
 
@@ -91,8 +90,8 @@ func NewEngine(opts EngineOptions) (*Engine, error) {
 	if err != nil {
 		return nil, err
 	}
-	if missing, cerr := caps.MissingForCapture(); cerr == nil && len(missing) > 0 {
-		return nil, fmt.Errorf("%w: capturing needs %s (run as root or grant them with setcap)", ErrPermission, strings.Join(missing, " and "))
+	if err := checkCaps(); err != nil {
+		return nil, err
 	}
 	k, err := ProbeKernel()
 	if err != nil {
@@ -108,6 +107,20 @@ func NewEngine(opts EngineOptions) (*Engine, error) {
 	e := &Engine{opts: o, kernel: k, spec: spec, ifaces: map[string]*ifaceState{}}
 	e.clock.sample()
 	return e, nil
+}
+
+// checkCaps refuses at once, naming them, when the process lacks the
+// capabilities a capture needs (the kernel would refuse later with EPERM,
+// or, without CAP_PERFMON, have the verifier reject the programs).
+func checkCaps() error {
+	eff, err := caps.Effective()
+	if err != nil {
+		return nil // cannot tell: the kernel will say
+	}
+	if missing := eff.MissingForCapture(); len(missing) > 0 {
+		return fmt.Errorf("%w: %s", ErrPermission, caps.Needs("capturing", missing))
+	}
+	return nil
 }
 
 // Options returns the effective options (defaults filled in).

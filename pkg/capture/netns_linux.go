@@ -1,10 +1,14 @@
 package capture
 
 import (
+	"errors"
 	"fmt"
 	"runtime"
 
 	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
+
+	"github.com/ringtap/ringtap/pkg/caps"
 )
 
 // inNetNS runs fn on a locked OS thread inside the namespace at path (the
@@ -33,6 +37,9 @@ func inNetNS(path string, fn func() error) error {
 			defer orig.Close()
 			if err := netns.Set(target); err != nil {
 				runtime.UnlockOSThread()
+				if errors.Is(err, unix.EPERM) {
+					return fmt.Errorf("%w: %s", ErrPermission, caps.Needs("entering network namespace "+path, []int{caps.SysAdmin}))
+				}
 				return fmt.Errorf("enter network namespace %s: %w", path, err)
 			}
 			ferr := fn()

@@ -59,6 +59,9 @@ func NewTester(hook Hook, snaplen uint32, f *Filter, linkType uint16) (_ *Tester
 	if snaplen == 0 || snaplen > MaxSnapLen {
 		snaplen = MaxSnapLen
 	}
+	if err := checkCaps(); err != nil {
+		return nil, err
+	}
 	k, err := ProbeKernel()
 	if err != nil {
 		return nil, permission(err)
