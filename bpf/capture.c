@@ -206,6 +206,8 @@ static __always_inline int rt_fill_skb(struct __sk_buff *skb, __u8 *d, __u32 n, 
  * RT_XDP_MAX bytes. */
 #define RT_XDP_CHUNK 0xffff
 #define RT_XDP_MAX (2 * RT_XDP_CHUNK)
+/* Room after the first chunk in a record of sz bytes, at most a chunk. */
+#define RT_XDP_REST(sz) ((sz) - RT_XDP_CHUNK < RT_XDP_CHUNK ? (sz) - RT_XDP_CHUNK : RT_XDP_CHUNK)
 
 /* rt_fill loads n bytes of the frame into d (room for sz >= 16 bytes):
  * xdp and sz are constants of the inlined caller. */
@@ -216,7 +218,9 @@ static __always_inline int rt_fill(void *ctx, int xdp, int vlan, __u8 *d, __u32 
 	if (sz > RT_XDP_CHUNK && n > RT_XDP_CHUNK) {
 		if (bpf_xdp_load_bytes(ctx, 0, d, RT_XDP_CHUNK))
 			return -1;
-		n = rt_bound(n - RT_XDP_CHUNK, RT_XDP_CHUNK);
+		/* The second chunk is bounded by what the record has left,
+		 * which older verifiers (6.1) do not work out from n <= sz. */
+		n = rt_bound(n - RT_XDP_CHUNK, RT_XDP_REST(sz));
 		return bpf_xdp_load_bytes(ctx, RT_XDP_CHUNK, d + RT_XDP_CHUNK, n);
 	}
 	return bpf_xdp_load_bytes(ctx, 0, d, n);
