@@ -136,7 +136,12 @@ func serveAgent(path string, cfg *config.Config, netns string, log *slog.Logger)
 	if err := mgr.SetDesired(desired); err != nil {
 		return err
 	}
-	tree := agent.NewTree(agent.TreeOptions{Logger: log, StopTimeout: cfg.StopTimeout})
+	// Exporters get their upload grace after the captures stopped.
+	stopTimeout := cfg.StopTimeout
+	if cfg.Export != nil {
+		stopTimeout += cfg.Export.UploadGrace
+	}
+	tree := agent.NewTree(agent.TreeOptions{Logger: log, StopTimeout: stopTimeout})
 	tree.Add("linkwatch", links)
 	tree.Add("pcapmgr", mgr)
 	tree.Add("http", agent.NewHTTPServer(agent.HTTPOptions{
