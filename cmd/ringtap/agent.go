@@ -126,14 +126,15 @@ func serveAgent(path string, cfg *config.Config, netns string, log *slog.Logger)
 	if err != nil {
 		return err
 	}
-	defer engine.Close()
 	desired, err := desiredCaptures(cfg)
 	if err != nil {
+		engine.Close()
 		return err
 	}
 	links := linkwatch.New(linkwatch.Options{NetNS: netns, Logger: log})
 	mgr := pcapmgr.New(pcapmgr.Options{Engine: engine, Links: links, Logger: log})
 	if err := mgr.SetDesired(desired); err != nil {
+		engine.Close()
 		return err
 	}
 	// Exporters get their upload grace after the captures stopped.
@@ -179,6 +180,11 @@ func serveAgent(path string, cfg *config.Config, netns string, log *slog.Logger)
 	clean, err := agent.RunMain(context.Background(), tree, agent.MainOptions{
 		Logger: log, Reload: reload, ShutdownHook: hook, ShutdownHookTimeout: cfg.ShutdownHookTimeout,
 	})
+	if errors.Is(err, agent.ErrHardStop) {
+		// At once: the kernel detaches the bpf_links when the process
+		// exits (clsact filters are removed by the next start).
+		return fmt.Errorf("agent: %w", err)
+	}
 	if cerr := engine.Close(); cerr != nil {
 		log.Error("release interfaces", "error", cerr)
 		clean = false
