@@ -22,9 +22,15 @@ char __license[] SEC("license") = "Dual BSD/GPL";
 /* Load-time constants, set by pkg/capture through the collection spec. One
  * program serves every capture of an interface and hook: pkg/capture
  * rebuilds it when a capture comes or goes and swaps it in atomically. */
-volatile const __u32 rt_snaps[RT_MAX_CAPS];   /* per capture slot: bytes of a frame kept */
+/* Per capture slot: bytes of a frame kept. Deliberately not const: the
+ * verifier reads a frozen constant as a known value and would follow each
+ * slot's snaplen as a separate path through rt_snap; from a writable map it
+ * reads an unknown, and rt_snap stays linear in the number of slots. The
+ * programs never write it. */
+volatile __u32 rt_snaps[RT_MAX_CAPS] = {RT_MAX_SNAPLEN};
 volatile const __u64 rt_all = 0;              /* slots whose capture has no filter (match everything) */
 volatile const __u32 rt_window = RT_MAX_SNAPLEN; /* bytes the filters may read (copied for them) */
+volatile const __u32 rt_prog_key = RT_PROG_KEY(0); /* this program instance's own counters */
 volatile const __u8 rt_filtered = 0;          /* filters are spliced in behind rt_filter */
 volatile const __u32 rt_wakeup_bytes = 65536; /* wake the reader once this much is queued */
 volatile const __u8 rt_monitor = 0;           /* drop received frames after capture (SPAN/TAP ports) */
@@ -259,8 +265,15 @@ static __always_inline __u64 rt_match(void *ctx, int xdp, int vlan, __u32 cpu, _
 #define RT_CAPTURED 1    /* a record was written */
 #define RT_COPY_FAILED 2 /* loading the frame into the record failed */
 
-/* rt_snap is the largest snaplen among the slots in mask. */
-static __always_inline __u32 rt_snap(__u64 mask)
+/* rt_snap and rt_count are global functions: the verifier checks each once,
+ * on its own, with its arguments unknown, so nothing in the caller has to
+ * be tracked precisely for them. Were they inlined (or static), the
+ * verifier would follow the mask as a known value, path by path through
+ * the dispatcher's bits, and the program would exceed its complexity limit
+ * after a dozen captures. */
+
+/* rt_snap is the largest snaplen among the slots in mask (0 for none). */
+__noinline int rt_snap(__u64 mask)
 {
 	__u32 snap = 0;
 
@@ -278,7 +291,7 @@ static __always_inline __u32 rt_snap(__u64 mask)
 }
 
 /* rt_count counts a matched frame's fate for every capture slot in mask. */
-static __always_inline void rt_count(__u64 mask, __u32 dir, int fate, __u32 n)
+__noinline int rt_count(__u64 mask, __u32 dir, __u32 fate, __u32 n)
 {
 	for (__u32 i = 0; i < RT_MAX_CAPS; i++) {
 		struct rt_counters *c;
@@ -287,7 +300,7 @@ static __always_inline void rt_count(__u64 mask, __u32 dir, int fate, __u32 n)
 			break;
 		if (!((mask >> i) & 1))
 			continue;
-		c = rt_counters_at(RT_CAP_KEY(i, dir));
+		c = rt_counters_at(RT_CAP_KEY(i, dir & 1));
 		if (!c)
 			continue;
 		c->matched++;
@@ -302,20 +315,24 @@ static __always_inline void rt_count(__u64 mask, __u32 dir, int fate, __u32 n)
 			c->copy_failed++;
 		}
 	}
+	return 0;
 }
 
-/* rt_capture writes a frame that the captures in mask matched to this CPU's
- * ring, once for all of them, and counts it. */
-static __always_inline void rt_capture(void *ctx, int xdp, struct rt_counters *c, __u64 mask, __u32 data_len,
-				       __u32 wire_len, __u32 ifindex, __u32 dir, __u32 cpu, __u8 flags, int vlan)
+/* rt_capture writes a frame that the captures in mask matched (snap: the
+ * largest of their snaplens, > 0) to this CPU's ring, once for all of
+ * them, and counts it. */
+static __always_inline void rt_capture(void *ctx, int xdp, struct rt_counters *c, __u64 mask, __u32 snap,
+				       __u32 data_len, __u32 wire_len, __u32 ifindex, __u32 dir, __u32 cpu,
+				       __u8 flags, int vlan)
 {
-	__u32 snap = rt_snap(mask);
 	__u32 cap_len = data_len < snap ? data_len : snap;
 	int fate = RT_DROPPED;
 	__u32 n = 0;
 	__u64 wake;
 	void *ring;
 
+	if (cap_len > RT_WINDOW)
+		cap_len = RT_WINDOW;
 	if (xdp && cap_len > RT_XDP_MAX)
 		cap_len = RT_XDP_MAX;
 
@@ -343,10 +360,10 @@ int rt_xdp(struct xdp_md *ctx)
 	__u32 cpu = bpf_get_smp_processor_id();
 	__u32 verdict = rt_monitor ? XDP_DROP : XDP_PASS;
 	struct rt_counters *c;
-	__u32 wire_len, data_len;
+	__u32 wire_len, data_len, snap;
 	__u64 mask;
 
-	c = rt_counters_at(RT_PROG_KEY(RT_KIND_XDP));
+	c = rt_counters_at(rt_prog_key);
 	if (!c)
 		return verdict;
 	c->seen++;
@@ -361,8 +378,9 @@ int rt_xdp(struct xdp_md *ctx)
 		}
 	}
 	mask = rt_match(ctx, 1, 0, cpu, data_len, wire_len, c);
-	if (mask)
-		rt_capture(ctx, 1, c, mask, data_len, wire_len, ctx->ingress_ifindex, RT_DIR_IN, cpu, 0, 0);
+	snap = rt_snap(mask);
+	if (snap)
+		rt_capture(ctx, 1, c, mask, snap, data_len, wire_len, ctx->ingress_ifindex, RT_DIR_IN, cpu, 0, 0);
 	return verdict;
 }
 
@@ -373,9 +391,10 @@ static __always_inline int rt_tc(struct __sk_buff *skb, __u32 dir)
 	__u32 wire_len, data_len;
 	__u8 flags = 0;
 	int vlan = 0;
+	__u32 snap;
 	__u64 mask;
 
-	c = rt_counters_at(RT_PROG_KEY(dir == RT_DIR_IN ? RT_KIND_TC_IN : RT_KIND_TC_OUT));
+	c = rt_counters_at(rt_prog_key);
 	if (!c)
 		return TC_ACT_UNSPEC;
 	c->seen++;
@@ -393,8 +412,9 @@ static __always_inline int rt_tc(struct __sk_buff *skb, __u32 dir)
 			data_len = skb->cb[1];
 	}
 	mask = rt_match(skb, 0, vlan, cpu, data_len, wire_len, c);
-	if (mask)
-		rt_capture(skb, 0, c, mask, data_len, wire_len, skb->ifindex, dir, cpu, flags, vlan);
+	snap = rt_snap(mask);
+	if (snap)
+		rt_capture(skb, 0, c, mask, snap, data_len, wire_len, skb->ifindex, dir, cpu, flags, vlan);
 	/* --monitor-port on a kernel without XDP support: drop at ingress. */
 	return rt_monitor && dir == RT_DIR_IN ? TC_ACT_SHOT : TC_ACT_UNSPEC;
 }

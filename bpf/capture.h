@@ -28,13 +28,14 @@
 #define RT_MAX_CAPS 64
 
 /* Counter keys: RT_CAP_KEY(slot, dir) are a capture slot's counters (seen
- * unused), RT_PROG_KEY(kind) a program's own (every frame it ran on). */
-#define RT_KIND_XDP 0
-#define RT_KIND_TC_IN 1
-#define RT_KIND_TC_OUT 2
+ * unused); a program's own counters (every frame it ran on) are at the key
+ * rt_prog_key it was loaded with, RT_PROG_KEY(i): each program instance
+ * has its own, so that a capture's seen counts exactly the frames of the
+ * instances that evaluated its filter. */
 #define RT_CAP_KEY(slot, dir) ((slot) * 2 + (dir))
-#define RT_PROG_KEY(kind) (2 * RT_MAX_CAPS + (kind))
-#define RT_COUNTER_KEYS (2 * RT_MAX_CAPS + 3)
+#define RT_PROG_KEYS 256
+#define RT_PROG_KEY(i) (2 * RT_MAX_CAPS + (i))
+#define RT_COUNTER_KEYS (2 * RT_MAX_CAPS + RT_PROG_KEYS)
 
 /* rt_record is the header of every ring record; cap_len bytes of the frame
  * follow it. ts_ns is CLOCK_BOOTTIME (bpf_ktime_get_boot_ns); user space adds

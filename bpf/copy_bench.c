@@ -16,7 +16,7 @@ int rt_xdp_scratch(struct xdp_md *ctx)
 	__u32 wire_len, cap_len;
 	void *ring;
 
-	c = rt_counters_at(RT_PROG_KEY(RT_KIND_XDP));
+	c = rt_counters_at(rt_prog_key);
 	s = bpf_map_lookup_elem(&rt_scratch_map, &cpu);
 	if (!c || !s)
 		return verdict;

@@ -55,6 +55,7 @@ const (
 	CopyBenchVarRtAll         = "rt_all"
 	CopyBenchVarRtFiltered    = "rt_filtered"
 	CopyBenchVarRtMonitor     = "rt_monitor"
+	CopyBenchVarRtProgKey     = "rt_prog_key"
 	CopyBenchVarRtSnaps       = "rt_snaps"
 	CopyBenchVarRtTestMeta    = "rt_test_meta"
 	CopyBenchVarRtWakeupBytes = "rt_wakeup_bytes"
@@ -125,6 +126,7 @@ type CopyBenchVariableSpecs struct {
 	RtAll         *ebpf.VariableSpec `ebpf:"rt_all"`
 	RtFiltered    *ebpf.VariableSpec `ebpf:"rt_filtered"`
 	RtMonitor     *ebpf.VariableSpec `ebpf:"rt_monitor"`
+	RtProgKey     *ebpf.VariableSpec `ebpf:"rt_prog_key"`
 	RtSnaps       *ebpf.VariableSpec `ebpf:"rt_snaps"`
 	RtTestMeta    *ebpf.VariableSpec `ebpf:"rt_test_meta"`
 	RtWakeupBytes *ebpf.VariableSpec `ebpf:"rt_wakeup_bytes"`
@@ -171,6 +173,7 @@ type CopyBenchVariables struct {
 	RtAll         *ebpf.Variable `ebpf:"rt_all"`
 	RtFiltered    *ebpf.Variable `ebpf:"rt_filtered"`
 	RtMonitor     *ebpf.Variable `ebpf:"rt_monitor"`
+	RtProgKey     *ebpf.Variable `ebpf:"rt_prog_key"`
 	RtSnaps       *ebpf.Variable `ebpf:"rt_snaps"`
 	RtTestMeta    *ebpf.Variable `ebpf:"rt_test_meta"`
 	RtWakeupBytes *ebpf.Variable `ebpf:"rt_wakeup_bytes"`

@@ -174,6 +174,7 @@ func (c *Capture) stop() error {
 	synchronizeRCU()
 	for _, m := range c.members {
 		if !m.iface.torn {
+			m.iface.fold()
 			if err := m.iface.fence(); err != nil {
 				errs = append(errs, err)
 			}
@@ -228,18 +229,11 @@ func (m *member) read() (InterfaceStats, error) {
 		*dst = cs.sub(m.base.dir[d])
 		dst.Seen = 0
 	}
-	for _, k := range m.kinds {
-		cs, err := s.maps.counterSum(progKey(k))
-		if err != nil {
-			return is, err
-		}
-		seen := cs.Seen - m.base.seen[k]
-		if kindDir(k) == 0 {
-			is.In.Seen += seen
-		} else {
-			is.Out.Seen += seen
-		}
+	seen, err := s.seenOf(m)
+	if err != nil {
+		return is, err
 	}
+	is.In.Seen, is.Out.Seen = seen[0], seen[1]
 	return is, nil
 }
 

@@ -189,6 +189,17 @@ func (e *Engine) Start(spec Spec, w PacketWriter) (*Capture, error) {
 		}
 		c.members = append(c.members, m)
 	}
+	// Fold the counters of instances swapped out earlier, so that the
+	// lists a Stats call walks stay short.
+	for _, m := range c.members {
+		if len(m.iface.retired) > 16 {
+			synchronizeRCU()
+			for _, s := range e.ifaces {
+				s.fold()
+			}
+			break
+		}
+	}
 	// Build every new program before touching any hook, then swap.
 	var plans []*plan
 	for _, m := range c.members {
@@ -331,14 +342,17 @@ func (e *Engine) Interfaces() []InterfaceInfo {
 	for _, s := range e.ifaces {
 		info := InterfaceInfo{Name: s.name, Index: s.index, Captures: len(s.members), Rings: len(s.maps.ringMaps),
 			RingBytes: int64(len(s.maps.ringMaps)) * int64(e.opts.RingSize)}
+		s.mapsMu.RLock()
 		for k, h := range s.hooks {
 			if h != nil {
 				info.Hooks = append(info.Hooks, h.hook)
 			}
-			if cs, err := s.maps.counterSum(progKey(k)); err == nil {
+			if !s.mapsClosed {
+				cs := s.kindCounters(k)
 				info.Seen[k], info.Records[k], info.RingDrops[k] = cs.Seen, cs.Captured, cs.Dropped
 			}
 		}
+		s.mapsMu.RUnlock()
 		info.Unowned = s.unowned.Load()
 		out = append(out, info)
 	}

@@ -227,14 +227,26 @@ func TestEngineChurnKeepsOthersExact(t *testing.T) {
 		if i%2 == 1 {
 			hook = capture.HookTC
 		}
+		expr := fmt.Sprintf("udp src port %d", 10000+i)
+		if i%3 == 2 {
+			expr = "" // matches everything: its seen must equal its matched
+		}
 		c, err := e.Start(capture.Spec{Name: fmt.Sprintf("churn-%d", i), Interfaces: []string{pair.B.Link}, Hook: hook,
-			SnapLen: uint32(64 + 32*i), Filter: mustFilter(t, fmt.Sprintf("udp src port %d", 10000+i))}, &memWriter{})
+			SnapLen: uint32(64 + 32*i), Filter: mustFilter(t, expr)}, &memWriter{})
 		if err != nil {
 			t.Fatal(err)
 		}
 		time.Sleep(50 * time.Millisecond)
 		if err := c.Stop(); err != nil {
 			t.Fatal(err)
+		}
+		st, err := c.Stats()
+		if err != nil {
+			t.Fatal(err)
+		}
+		in := st.Interfaces[0].In
+		if in.Matched != in.Captured+in.Lost() || in.Matched > in.Seen || (expr == "" && in.Seen != in.Matched) {
+			t.Errorf("churned capture %d (%q): counters %+v do not add up", i, expr, in)
 		}
 		churned++
 	}
@@ -261,5 +273,51 @@ func TestEngineChurnKeepsOthersExact(t *testing.T) {
 	}
 	if steadyW.count() != int(steady.Written()) || tcW.count() != int(tcSteady.Written()) {
 		t.Errorf("writers hold %d and %d packets, captures counted %d and %d", steadyW.count(), tcW.count(), steady.Written(), tcSteady.Written())
+	}
+}
+
+// An interface takes MaxCapturesPerInterface captures, each with a filter
+// of its own, and each gets exactly its frames.
+func TestEngineFullInterface(t *testing.T) {
+	testbedtest.RequirePrivileged(t)
+	pair := testbedtest.MustNewPair(t, testbed.PairConfig{})
+	e := mustEngine(t, pair.B)
+	var caps []*capture.Capture
+	start := time.Now()
+	for i := range capture.MaxCapturesPerInterface {
+		hook := capture.HookXDP
+		if i%4 == 3 {
+			hook = capture.HookTC
+		}
+		expr := fmt.Sprintf("udp dst port %d or tcp src port %d", 1000+i, 2000+i)
+		caps = append(caps, mustStart(t, e, capture.Spec{Name: fmt.Sprintf("c%d", i), Interfaces: []string{pair.B.Link},
+			Hook: hook, SnapLen: uint32(64 + i), Filter: mustFilter(t, expr)}, &memWriter{}))
+	}
+	t.Logf("%d captures started in %v", len(caps), time.Since(start).Round(time.Millisecond))
+	if _, err := e.Start(capture.Spec{Name: "one-too-many", Interfaces: []string{pair.B.Link}}, &memWriter{}); err == nil {
+		t.Fatal("a 65th capture on the interface started")
+	}
+	var frames [][]byte
+	for i := range caps {
+		frames = append(frames, udpTo(t, pair, uint16(1000+i), i%3+1, 200)...)
+	}
+	if err := trafficgen.SendRaw(pair.A, frames); err != nil {
+		t.Fatal(err)
+	}
+	for i, c := range caps {
+		waitWritten(t, c, uint64(i%3+1))
+	}
+	for i, c := range caps {
+		if err := c.Stop(); err != nil {
+			t.Fatal(err)
+		}
+		st, err := c.Stats()
+		if err != nil {
+			t.Fatal(err)
+		}
+		in := st.Interfaces[0].In
+		if want := uint64(i%3 + 1); st.Written != want || in.Matched != want || in.Seen != uint64(len(frames)) {
+			t.Errorf("capture %d: wrote %d, counters %+v; want %d of %d frames", i, st.Written, in, want, len(frames))
+		}
 	}
 }

@@ -53,6 +53,13 @@ type ifaceState struct {
 	torn    bool
 	// offloads: xdpOffloads before ringtap attached XDP (nil: not read).
 	offloads map[string]bool
+	// Program instances: free counter keys, and instances swapped out
+	// whose counters are not yet folded into their members' (they may
+	// still run until an RCU grace period has passed). Changed under
+	// e.mu and mapsMu.
+	freeKeys []int
+	retired  []*instance
+	kindAcc  [numKinds]Counters // counters of folded instances, per kind
 
 	gone     atomic.Bool
 	unowned  atomic.Uint64 // records whose slot had no capture (should stay 0)
@@ -75,6 +82,17 @@ type attached struct {
 	prog *ebpf.Program
 	link hookLink
 	hook string
+	inst *instance
+}
+
+// instance is one build of a program: its own counter key and the
+// members whose filters it evaluates. A capture's seen is the sum of the
+// seen counters of the instances it was in: exact, however often the
+// others on its hook changed.
+type instance struct {
+	key     int
+	kind    int
+	members map[*member]bool
 }
 
 // item is what the readers send the dispatcher: a batch, or word that a
@@ -103,19 +121,21 @@ type member struct {
 	hook      string
 	base      memberBase
 	final     atomic.Pointer[InterfaceStats]
-	dirty     bool // written to since the last flush (dispatcher only)
+	seenAcc   [2]uint64 // seen of folded instances, per direction (under mapsMu)
+	dirty     bool      // written to since the last flush (dispatcher only)
 }
 
-// memberBase holds the counters at the member's start: slots and the
-// programs' own counters are shared over time, a capture reports the
-// difference.
+// memberBase holds the slot counters at the member's start: slots are
+// reused over time, a capture reports the difference.
 type memberBase struct {
-	dir  [2]Counters
-	seen [numKinds]uint64
+	dir [2]Counters
 }
 
 func newIfaceState(e *Engine, name string) (_ *ifaceState, err error) {
 	s := &ifaceState{e: e, name: name, members: map[int]*member{}, stopTick: make(chan struct{})}
+	for k := progKeys - 1; k >= 0; k-- {
+		s.freeKeys = append(s.freeKeys, k)
+	}
 	s.slots.Store(&slotTable{})
 	err = inNetNS(e.opts.NetNS, func() error {
 		l, err := netlink.LinkByName(name)
@@ -241,13 +261,6 @@ func (s *ifaceState) reserve(c *Capture, fileIndex int) (*member, error) {
 		}
 		m.base.dir[d] = cs
 	}
-	for k := range numKinds {
-		cs, err := s.maps.counterSum(progKey(k))
-		if err != nil {
-			return nil, err
-		}
-		m.base.seen[k] = cs.Seen
-	}
 	s.members[slot] = m
 	return m, nil
 }
@@ -284,6 +297,7 @@ type plan struct {
 
 type change struct {
 	kind    int
+	inst    *instance     // the new program's
 	prog    *ebpf.Program // nil: no capture left on this hook
 	old     *attached
 	next    *attached // after apply
@@ -313,11 +327,26 @@ func (s *ifaceState) plan(add, remove *member) (*plan, error) {
 		}
 		ch := change{kind: k, old: s.hooks[k]}
 		if len(slots) > 0 {
+			key, err := s.allocKey()
+			if err != nil {
+				p.abandon()
+				return nil, err
+			}
+			ch.inst = &instance{key: key, kind: k, members: map[*member]bool{}}
+			for _, o := range s.members {
+				for _, ok := range o.kinds {
+					if ok == k {
+						ch.inst.members[o] = true
+					}
+				}
+			}
 			prog, err := loadProgram(s.e.spec, s.maps, progParams{
-				kind: k, linkType: s.linkType, wakeup: uint32(s.e.opts.WakeupBytes),
+				kind: k, key: key, linkType: s.linkType, wakeup: uint32(s.e.opts.WakeupBytes),
 				monitor: monitor && k != kindTCOut, slots: slots,
 			})
 			if err != nil {
+				s.freeKeys = append(s.freeKeys, key)
+				ch.inst = nil
 				p.abandon()
 				return nil, err
 			}
@@ -347,7 +376,7 @@ func (p *plan) apply() error {
 				return fmt.Errorf("swap the %s program: %w", ch.old.hook, err)
 			}
 			ch.swapped = true
-			ch.next = &attached{prog: ch.prog, link: ch.old.link, hook: ch.old.hook}
+			ch.next = &attached{prog: ch.prog, link: ch.old.link, hook: ch.old.hook, inst: ch.inst}
 		default:
 			var a *attached
 			err := inNetNS(s.e.opts.NetNS, func() error {
@@ -368,7 +397,7 @@ func (p *plan) apply() error {
 					l, hook, err = attachTC(ch.prog, s.cl, s.name, s.index, ch.kind == kindTCIn, s.e.opts.ForceClsact)
 				}
 				if err == nil {
-					a = &attached{prog: ch.prog, link: l, hook: hook}
+					a = &attached{prog: ch.prog, link: l, hook: hook, inst: ch.inst}
 				}
 				return err
 			})
@@ -405,6 +434,10 @@ func (p *plan) revert() {
 		if ch.prog != nil {
 			ch.prog.Close()
 		}
+		if ch.inst != nil {
+			// It may have run: fold it like any instance swapped out.
+			s.retire(ch.inst)
+		}
 		ch.next = nil
 	}
 	if p.add != nil {
@@ -417,6 +450,9 @@ func (p *plan) abandon() {
 	for _, ch := range p.changes {
 		if ch.prog != nil {
 			ch.prog.Close()
+		}
+		if ch.inst != nil {
+			p.s.freeKeys = append(p.s.freeKeys, ch.inst.key)
 		}
 	}
 }
@@ -437,9 +473,114 @@ func (p *plan) commit() error {
 		if ch.old != nil && ch.old.prog != ch.prog {
 			ch.old.prog.Close()
 		}
+		s.mapsMu.Lock()
+		if ch.old != nil {
+			s.retired = append(s.retired, ch.old.inst)
+		}
 		s.hooks[ch.kind] = ch.next
+		s.mapsMu.Unlock()
 	}
 	return errors.Join(errs...)
+}
+
+// allocKey takes a free instance key, folding the retired instances first
+// when none is left. Under e.mu.
+func (s *ifaceState) allocKey() (int, error) {
+	if len(s.freeKeys) == 0 {
+		synchronizeRCU()
+		s.fold()
+	}
+	if len(s.freeKeys) == 0 {
+		return 0, fmt.Errorf("all %d program instance counters are in use", progKeys)
+	}
+	k := s.freeKeys[len(s.freeKeys)-1]
+	s.freeKeys = s.freeKeys[:len(s.freeKeys)-1]
+	return k, nil
+}
+
+// retire queues an instance that was swapped out for folding.
+func (s *ifaceState) retire(in *instance) {
+	s.mapsMu.Lock()
+	s.retired = append(s.retired, in)
+	s.mapsMu.Unlock()
+}
+
+// fold adds the counters of retired instances to their members and to
+// the interface's totals, and frees their keys. An RCU grace period must
+// have passed since they were swapped out. Under e.mu.
+func (s *ifaceState) fold() {
+	s.mapsMu.Lock()
+	defer s.mapsMu.Unlock()
+	if s.mapsClosed {
+		s.retired = nil
+		return
+	}
+	keep := s.retired[:0]
+	for _, in := range s.retired {
+		cs, err := s.maps.counterSum(progKey(in.key))
+		if err == nil {
+			err = s.maps.zeroCounters(progKey(in.key))
+		}
+		if err != nil {
+			keep = append(keep, in)
+			continue
+		}
+		for m := range in.members {
+			m.seenAcc[kindDir(in.kind)] += cs.Seen
+		}
+		s.kindAcc[in.kind].add(cs)
+		s.freeKeys = append(s.freeKeys, in.key)
+	}
+	s.retired = keep
+}
+
+// seenOf sums the seen counters of the instances m is in, current and
+// retired. Under mapsMu (read).
+func (s *ifaceState) seenOf(m *member) ([2]uint64, error) {
+	seen := m.seenAcc
+	add := func(in *instance) error {
+		if in == nil || !in.members[m] {
+			return nil
+		}
+		cs, err := s.maps.counterSum(progKey(in.key))
+		if err != nil {
+			return err
+		}
+		seen[kindDir(in.kind)] += cs.Seen
+		return nil
+	}
+	for _, a := range s.hooks {
+		if a != nil {
+			if err := add(a.inst); err != nil {
+				return seen, err
+			}
+		}
+	}
+	for _, in := range s.retired {
+		if err := add(in); err != nil {
+			return seen, err
+		}
+	}
+	return seen, nil
+}
+
+// kindCounters are the counters of every instance of a kind so far.
+// Under mapsMu (read).
+func (s *ifaceState) kindCounters(k int) Counters {
+	sum := s.kindAcc[k]
+	if a := s.hooks[k]; a != nil && a.inst != nil {
+		if cs, err := s.maps.counterSum(progKey(a.inst.key)); err == nil {
+			sum.add(cs)
+		}
+	}
+	for _, in := range s.retired {
+		if in.kind == k {
+			if cs, err := s.maps.counterSum(progKey(in.key)); err == nil {
+				sum.add(cs)
+			}
+		}
+	}
+	return sum
 }
 
 // restoreOffloads turns back on the offloads XDP turned off.
@@ -449,7 +590,15 @@ func (s *ifaceState) restoreOffloads() error {
 	if len(before) == 0 || s.gone.Load() {
 		return nil
 	}
-	return inNetNS(s.e.opts.NetNS, func() error { return restoreOffloads(s.name, before) })
+	return inNetNS(s.e.opts.NetNS, func() error {
+		// By index: the interface may have been renamed, and another
+		// may carry its old name now.
+		l, err := netlink.LinkByIndex(s.index)
+		if err != nil {
+			return nil // gone: nothing to restore
+		}
+		return restoreOffloads(l.Attrs().Name, before)
+	})
 }
 
 // fence waits until everything the rings hold now has been handed to the
@@ -674,7 +823,9 @@ func (s *ifaceState) teardown() error {
 			errs = append(errs, fmt.Errorf("detach from %s: %w", s.name, err))
 		}
 		a.prog.Close()
+		s.mapsMu.Lock()
 		s.hooks[k] = nil
+		s.mapsMu.Unlock()
 		if k == kindXDP {
 			errs = append(errs, s.restoreOffloads())
 		}

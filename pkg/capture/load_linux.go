@@ -30,7 +30,11 @@ var kindProg = [numKinds]string{progXDP, progTCIngress, progTCEgress}
 
 // Counter keys (RT_CAP_KEY, RT_PROG_KEY in bpf/capture.h).
 func capKey(slot, dir int) uint32 { return uint32(slot*2 + dir) }
-func progKey(kind int) uint32     { return uint32(2*MaxCapturesPerInterface + kind) }
+func progKey(i int) uint32        { return uint32(2*MaxCapturesPerInterface + i) }
+
+// progKeys is how many program instances' counters an interface holds
+// (RT_PROG_KEYS).
+const progKeys = 256
 
 // kindDir is the direction of the frames a program kind sees.
 func kindDir(kind int) int {
@@ -116,6 +120,18 @@ func newMaps(spec *ebpf.CollectionSpec, ringSize int, shared bool) (_ *maps, err
 	return m, nil
 }
 
+// zeroCounters resets the per-CPU counters at key (no program may use it).
+func (m *maps) zeroCounters(key uint32) error {
+	n, err := ebpf.PossibleCPU()
+	if err != nil {
+		return err
+	}
+	if err := m.counters.Put(key, make([]gen.CaptureRtCounters, n)); err != nil {
+		return fmt.Errorf("reset counters: %w", err)
+	}
+	return nil
+}
+
 // counters sums the per-CPU counters at key.
 func (m *maps) counterSum(key uint32) (Counters, error) {
 	var per []gen.CaptureRtCounters
@@ -141,6 +157,7 @@ type slotProg struct {
 // progParams are the load-time constants of one program.
 type progParams struct {
 	kind     int
+	key      int    // the instance's counters: progKey(key)
 	name     string // the program, when not kind's (benchmarks)
 	linkType uint16
 	wakeup   uint32
@@ -203,7 +220,7 @@ func loadProgram(base *ebpf.CollectionSpec, m *maps, p progParams) (*ebpf.Progra
 	set := map[string]any{
 		"rt_snaps": snaps, "rt_all": all, "rt_window": max(window, 1),
 		"rt_filtered": boolU8(len(filters) > 0), "rt_wakeup_bytes": p.wakeup, "rt_monitor": boolU8(p.monitor),
-		"rt_test_meta": boolU8(p.testMeta),
+		"rt_test_meta": boolU8(p.testMeta), "rt_prog_key": progKey(p.key),
 	}
 	for name, v := range set {
 		vs, ok := spec.Variables[name]
