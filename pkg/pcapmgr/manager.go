@@ -334,6 +334,9 @@ func (m *Manager) step(ctx context.Context, e *entry) {
 	}
 	e.failures = 0
 	m.setState(e, StateRunning, "")
+	m.mu.Lock()
+	e.lastErr = "" // running again: an earlier failure is history
+	m.mu.Unlock()
 }
 
 func (m *Manager) lookup(name string) (linkwatch.Link, bool) {
@@ -426,11 +429,12 @@ func (m *Manager) startEntry(e *entry, link linkwatch.Link) error {
 	return nil
 }
 
-// stopEntry stops a running capture (draining it) and finishes its files.
-func (m *Manager) stopEntry(e *entry, next string) {
+// stopEntry stops a running capture (draining it) and finishes its files;
+// it returns what went wrong doing so.
+func (m *Manager) stopEntry(e *entry, next string) error {
 	if e.cap == nil {
 		m.setState(e, next, "")
-		return
+		return nil
 	}
 	m.setState(e, StateStopping, "")
 	var errs []error
@@ -466,9 +470,10 @@ func (m *Manager) stopEntry(e *entry, next string) {
 	if err := errors.Join(errs...); err != nil {
 		m.log.Error("capture stopped with an error", "capture", e.d.Name, "error", err)
 		m.setState(e, next, err.Error())
-		return
+		return err
 	}
 	m.setState(e, next, "")
+	return nil
 }
 
 func addStorage(a, b storage.Stats) storage.Stats {
@@ -529,9 +534,8 @@ func ignoreClosed(err error) error {
 func (m *Manager) stopAll() error {
 	var errs []error
 	for _, e := range m.entries {
-		m.stopEntry(e, StateStopping)
-		if e.lastErr != "" && e.state == StateStopping {
-			errs = append(errs, fmt.Errorf("capture %s: %s", e.d.Name, e.lastErr))
+		if err := m.stopEntry(e, StateStopping); err != nil {
+			errs = append(errs, fmt.Errorf("capture %s: %w", e.d.Name, err))
 		}
 	}
 	var wg sync.WaitGroup

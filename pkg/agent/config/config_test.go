@@ -85,7 +85,7 @@ var badCases = []struct {
 			capture.RecordSize(9000)),
 	}},
 	{"budget.yaml", []string{
-		`budget.yaml:3:16: memory_budget: the config needs about 144MiB (rings: 8MiB × 4 CPUs × 3 interfaces; write queues: 48MiB for 3 captures), more than the budget of 128MiB: use smaller rings.size, fewer interfaces or captures, or raise memory_budget`,
+		`budget.yaml:3:16: memory_budget: the config needs about 144MiB (rings: 8MiB × 4 CPUs × 3 interfaces; write queues: 48MiB for 3 captures), more than the budget of 32MiB: use smaller rings.size, fewer interfaces or captures, or raise memory_budget`,
 	}},
 	{"missing-interface.yaml", []string{
 		`missing-interface.yaml:2:5: captures[0].interface: missing: give the network interface to capture on, such as interface: eth0`,
