@@ -23,7 +23,7 @@ type hookLink interface {
 
 // ErrXDPBusy: the interface already has an XDP program that ringtap did
 // not attach. ringtap never replaces it.
-var ErrXDPBusy = errors.New("interface already has an XDP program")
+var ErrXDPBusy = errors.New("another XDP program is attached")
 
 // foreignXDP returns the id of an XDP program attached to ifindex, or 0.
 // It must run in the interface's network namespace.
@@ -45,7 +45,7 @@ func attachXDP(prog *ebpf.Program, ifname string, ifindex int, mode XDPMode) (ho
 	if id, err := foreignXDP(ifindex); err != nil {
 		return nil, "", err
 	} else if id != 0 {
-		return nil, "", fmt.Errorf("%w: %s runs XDP program id %d, which ringtap did not attach and never replaces: use hook tc", ErrXDPBusy, ifname, id)
+		return nil, "", fmt.Errorf("%s: %w (id %d): ringtap never replaces it; use hook tc", ifname, ErrXDPBusy, id)
 	}
 	var nerr error
 	if mode != XDPGeneric {

@@ -4,7 +4,9 @@ package capture_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -319,5 +321,42 @@ func TestEngineFullInterface(t *testing.T) {
 		if want := uint64(i%3 + 1); st.Written != want || in.Matched != want || in.Seen != uint64(len(frames)) {
 			t.Errorf("capture %d: wrote %d, counters %+v; want %d of %d frames", i, st.Written, in, want, len(frames))
 		}
+	}
+}
+
+// An XDP program ringtap did not attach is never replaced: hook xdp is
+// refused with that reason, hook auto captures at TC, and the other
+// program keeps running and seeing every frame.
+func TestEngineForeignXDP(t *testing.T) {
+	testbedtest.RequirePrivileged(t)
+	pair := testbedtest.MustNewPair(t, testbed.PairConfig{})
+	foreign, err := trafficgen.AttachPass(pair.B)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer foreign.Close()
+	e := mustEngine(t, pair.B)
+	_, err = e.Start(capture.Spec{Name: "xdp", Interfaces: []string{pair.B.Link}, Hook: capture.HookXDP}, &memWriter{})
+	if !errors.Is(err, capture.ErrXDPBusy) || !strings.Contains(err.Error(), "ringtap never replaces it; use hook tc") {
+		t.Fatalf("hook xdp over a foreign XDP program: %v, want ErrXDPBusy naming the way out", err)
+	}
+	w := &memWriter{}
+	c := mustStart(t, e, capture.Spec{Name: "auto", Interfaces: []string{pair.B.Link}}, w)
+	if c.HookName() != "tcx" && c.HookName() != "tc-clsact" {
+		t.Fatalf("hook auto over a foreign XDP program attached at %s, want TC", c.HookName())
+	}
+	frames := udpTo(t, pair, 1000, 20, 100)
+	if err := trafficgen.SendRaw(pair.A, frames); err != nil {
+		t.Fatal(err)
+	}
+	waitWritten(t, c, uint64(len(frames)))
+	if err := c.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	if c.Written() != uint64(len(frames)) {
+		t.Errorf("captured %d of %d frames at TC", c.Written(), len(frames))
+	}
+	if n, err := foreign.Packets(); err != nil || n < uint64(len(frames)) {
+		t.Errorf("the foreign XDP program saw %d frames (%v), want at least %d: it must stay attached", n, err, len(frames))
 	}
 }

@@ -238,7 +238,7 @@ func (s *ifaceState) reserve(c *Capture, fileIndex int) (*member, error) {
 			}
 			if id != 0 {
 				if !c.spec.autoHook {
-					return nil, fmt.Errorf("%w: %s runs XDP program id %d, which ringtap did not attach and never replaces: use hook tc", ErrXDPBusy, s.name, id)
+					return nil, fmt.Errorf("%w (id %d): ringtap never replaces it; use hook tc", ErrXDPBusy, id)
 				}
 				s.e.opts.Logger.Warn("interface runs an XDP program ringtap did not attach; capturing at TC instead (ringtap never replaces it)",
 					"interface", s.name, "xdp_prog_id", id, "capture", c.spec.Name)
