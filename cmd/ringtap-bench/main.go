@@ -36,9 +36,18 @@ type report struct {
 	SoakRun   *bench.Result   `json:"soak,omitempty"`
 	SoakRate  uint64          `json:"soak_rate_pps,omitempty"`
 	TargetMet map[string]bool `json:"targets,omitempty"`
+	// The multi-capture benchmark (-captures).
+	MultiConfig  *bench.MultiConfig   `json:"multi_config,omitempty"`
+	MultiRuns    []bench.MultiResult  `json:"multi_runs,omitempty"`
+	MultiSummary []bench.MultiSummary `json:"multi_summary,omitempty"`
 }
 
 func run() error {
+	if len(os.Args) > 1 && os.Args[1] == bench.WorkerCommand {
+		ctx, stop := signals.TwoStep(context.Background(), func(os.Signal) { os.Exit(130) })
+		defer stop()
+		return bench.RunWorker(ctx, os.Args[2:], os.Stdout, os.Stderr)
+	}
 	var (
 		cfg       bench.Config
 		scenarios = flag.String("scenarios", "monitor,host-xdp,host-tc,reject,host-reject", "comma-separated scenarios: monitor, host-xdp, host-tc, reject, host-reject")
@@ -49,6 +58,10 @@ func run() error {
 		soak      = flag.Duration("soak", 0, "after -find-max, run ringtap this long at 80% of its zero-loss rate, sampling RSS")
 		rate      = flag.Uint64("rate", 0, "generator rate in frames/s for the rounds (0: top rate)")
 		rtArgs    = flag.String("ringtap-args", "", "extra flags for ringtap capture, space-separated (e.g. --cpuprofile=/tmp/rt.pprof)")
+		captures  = flag.String("captures", "", "run the multi-capture benchmark instead (and nothing else): this many captures on one interface, e.g. 1,4,16; "+
+			"-rate defaults to 50000, -packets to 1.5 s worth, -B to 32768, -tools to ringtap,tcpdump")
+		capFilters   = flag.String("capture-filters", "disjoint,overlap", "filter sets for -captures: disjoint (each frame matches one capture), overlap (every frame matches every capture)")
+		capScenarios = flag.String("capture-scenarios", "monitor,host", "scenarios for -captures: monitor, host")
 	)
 	flag.StringVar(&cfg.Ringtap, "ringtap", "bin/ringtap", "ringtap binary")
 	flag.StringVar(&cfg.Tcpdump, "tcpdump", "tcpdump", "tcpdump binary")
@@ -82,6 +95,9 @@ func run() error {
 	cfg.RingtapArgs = strings.Fields(*rtArgs)
 	ctx, stop := signals.TwoStep(context.Background(), func(os.Signal) { os.Exit(130) })
 	defer stop()
+	if *captures != "" {
+		return runMulti(ctx, cfg, *captures, *capFilters, *capScenarios, *rate, *jsonPath)
+	}
 	r, err := bench.NewRunner(cfg)
 	if err != nil {
 		return err
@@ -140,6 +156,58 @@ func run() error {
 		}
 	}
 	return write(*jsonPath, rep)
+}
+
+// runMulti runs the multi-capture benchmark: N captures on one interface
+// by ringtap (one capture-worker process of this binary) and by tcpdump (N
+// processes).
+func runMulti(ctx context.Context, cfg bench.Config, counts, filters, scenarios string, rate uint64, jsonPath string) error {
+	set := map[string]bool{}
+	flag.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	mc := bench.MultiConfig{
+		Modes: strings.Split(filters, ","), Tools: cfg.Tools, Rounds: cfg.Rounds, Rate: rate,
+		FrameSize: cfg.FrameSize, SnapLen: cfg.SnapLen, RingSize: cfg.RingSize, GenCPU: cfg.GenCPU,
+		ToolCPUs: cfg.ToolCPUs, Tcpdump: cfg.Tcpdump,
+	}
+	var err error
+	if mc.Counts, err = bench.ParseCounts(counts); err != nil {
+		return err
+	}
+	if mc.Scenarios, err = bench.ParseMultiScenarios(scenarios); err != nil {
+		return err
+	}
+	if set["packets"] {
+		mc.Packets = cfg.Packets
+	}
+	if set["B"] {
+		mc.BufferKiB = cfg.BufferKiB
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return fmt.Errorf("find this binary for the capture worker: %w", err)
+	}
+	mc.Worker = []string{self, bench.WorkerCommand}
+	m, err := bench.NewMultiRunner(mc)
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(m.Config().Dir)
+	eff := m.Config()
+	rep := report{Machine: machine(), Command: strings.Join(os.Args, " "), Started: time.Now(), MultiConfig: &eff}
+	rep.MultiRuns, err = m.Run(ctx)
+	rep.MultiSummary = bench.SummarizeMulti(rep.MultiRuns)
+	bench.WriteMultiTable(os.Stdout, rep.MultiSummary)
+	return errors.Join(err, write(jsonPath, rep))
+}
+
+// machine describes this host for the report.
+func machine() string {
+	host, _ := os.Hostname()
+	m := fmt.Sprintf("%s, %d CPUs, %s/%s", host, runtime.NumCPU(), runtime.GOOS, runtime.GOARCH)
+	if k, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
+		m += ", kernel " + strings.TrimSpace(string(k))
+	}
+	return m
 }
 
 func write(path string, rep report) error {
