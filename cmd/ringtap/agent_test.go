@@ -766,6 +766,7 @@ const itChurned = 47
 // capture of each interface that was never touched gets every frame sent,
 // and nothing leaks.
 func TestAgentChurn(t *testing.T) {
+	skipInKernelMatrix(t, "50 captures churned by reloads re-verify hundreds of programs, minutes under emulation; the pkg/capture engine tests check the kernel side (64 filters on one hook, churn at XDP and clsact)")
 	testbedtest.RequirePrivileged(t)
 	t.Run("capacity", testAgentCapacity)
 	t.Run("reloads", testAgentChurn)
@@ -1143,6 +1144,7 @@ func TestAgentInterfaceLifecycle(t *testing.T) {
 // taken and is restarted with a growing backoff, while a capture keeps
 // running; once the port is free, http comes up.
 func TestAgentComponentRestart(t *testing.T) {
+	skipInKernelMatrix(t, "the supervisor and the HTTP server do not depend on the kernel")
 	testbedtest.RequirePrivileged(t)
 	pair := testbedtest.MustNewPair(t, testbed.PairConfig{})
 	dir := t.TempDir()
@@ -1488,6 +1490,7 @@ var itPositioned = regexp.MustCompile(`\.yaml:(\d+):`)
 // by --check and by a running agent's reload, which then keeps its
 // captures running unchanged.
 func TestAgentBadConfig(t *testing.T) {
+	skipInKernelMatrix(t, "config validation does not depend on the kernel")
 	bad, err := filepath.Glob("../../testdata/agent/bad/*.yaml")
 	if err != nil || len(bad) == 0 {
 		t.Fatalf("no bad configs: %v", err)
@@ -1578,4 +1581,14 @@ func TestAgentBadConfig(t *testing.T) {
 			t.Errorf("keep's file holds %d packets, want %d", got, sent)
 		}
 	})
+}
+
+// skipInKernelMatrix skips a test in the kernel matrix (hack/kernels sets
+// RINGTAP_KERNEL_MATRIX), for tests that check nothing about the kernel and
+// take long under emulation: make test runs them on the host.
+func skipInKernelMatrix(t *testing.T, why string) {
+	t.Helper()
+	if os.Getenv("RINGTAP_KERNEL_MATRIX") != "" {
+		t.Skipf("kernel matrix: %s; make test runs it on the host", why)
+	}
 }

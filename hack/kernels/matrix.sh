@@ -69,6 +69,11 @@ matrix=(
 #     repeat what the differential tests check, and run on the host.
 #   TestCorpusTshark, TestCorpusDeterministic (10 s): frame building and
 #     tshark, no kernel involved.
+#   TestAgentChurn, TestAgentComponentRestart, TestAgentBadConfig skip
+#     themselves here (RINGTAP_KERNEL_MATRIX, set by guest-tests): the
+#     first re-verifies hundreds of programs (minutes under TCG) and the
+#     pkg/capture engine tests check its kernel side; the others check no
+#     kernel feature.
 tests=(
   "ringbuf        -  -"
   "pkg/testbed    -  -"
@@ -85,11 +90,12 @@ tests=(
 # runs) would only show that XDP is missing, which the refusal step checks;
 # so these name the TC cases: capture end to end at TC (clsact), monitor
 # port and loopback at TC, the kernel probing and the verifier error, the
-# differential test through the real TC program, and filter test --hook tc.
+# differential test through the real TC program, filter test --hook tc, and
+# many captures sharing the TC programs (clsact replace) with TestEngineSharedTC.
 # No demo: its fast burst is sent with XDP live frames.
 tc_tests=(
   "ringbuf        -  -"
-  "pkg/capture    ^(TestEndToEnd|TestMonitorPortDrops|TestLoopbackInOutOnce|TestRequireKernel|TestVerifierRejectionIsNotPermission|TestOpenErrors)$/^(tc.*|.*5\.10.*|no_ringbuf|unknown_interface|snaplen|ring_.*|wakeup_never|twice|monitor_out)$  -"
+  "pkg/capture    ^(TestEndToEnd|TestMonitorPortDrops|TestLoopbackInOutOnce|TestRequireKernel|TestVerifierRejectionIsNotPermission|TestOpenErrors|TestEngineSharedTC)$/^(tc.*|.*5\.10.*|no_ringbuf|unknown_interface|snaplen|ring_.*|wakeup_never|twice|monitor_out|default|clsact)$  -"
   "pkg/filter     ^TestDifferentialCapture$/^tc$  -"
   "cmd/ringtap    ^(TestFilterTestOddRecords|TestFilterTestTooLargeForTC)$/^tc  ^TestFilterTestOddRecords$/./^(less_200|greater_1000|udp|not_tcp|udp_port_53|ip\[2:2\]_>_1000)$"
 )

@@ -6,6 +6,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -68,7 +70,12 @@ func mustFilter(t *testing.T, expr string) *capture.Filter {
 
 func mustEngine(t *testing.T, h testbed.Host) *capture.Engine {
 	t.Helper()
-	e, err := capture.NewEngine(capture.EngineOptions{NetNS: h.NSPath, RingSize: 1 << 22})
+	return mustEngineWith(t, capture.EngineOptions{NetNS: h.NSPath, RingSize: 1 << 22})
+}
+
+func mustEngineWith(t *testing.T, opts capture.EngineOptions) *capture.Engine {
+	t.Helper()
+	e, err := capture.NewEngine(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -358,5 +365,90 @@ func TestEngineForeignXDP(t *testing.T) {
 	}
 	if n, err := foreign.Packets(); err != nil || n < uint64(len(frames)) {
 		t.Errorf("the foreign XDP program saw %d frames (%v), want at least %d: it must stay attached", n, err, len(frames))
+	}
+}
+
+// Many captures at TC only (the hook of kernels without XDP support, and
+// clsact before 6.6): each gets its frames, and one that is stopped and
+// replaced while others run costs them nothing.
+func TestEngineSharedTC(t *testing.T) {
+	testbedtest.RequirePrivileged(t)
+	for _, clsact := range []bool{false, true} {
+		name := "default"
+		if clsact {
+			name = "clsact"
+		}
+		t.Run(name, func(t *testing.T) { testEngineSharedTC(t, clsact) })
+	}
+}
+
+func testEngineSharedTC(t *testing.T, clsact bool) {
+	pair := testbedtest.MustNewPair(t, testbed.PairConfig{})
+	e := mustEngineWith(t, capture.EngineOptions{NetNS: pair.B.NSPath, RingSize: 1 << 22, ForceClsact: clsact})
+	const n = 16
+	caps := make([]*capture.Capture, n)
+	start := func(i int, port uint16) {
+		caps[i] = mustStart(t, e, capture.Spec{Name: fmt.Sprintf("tc%d", i), Interfaces: []string{pair.B.Link}, Hook: capture.HookTC,
+			SnapLen: uint32(80 + i), Filter: mustFilter(t, fmt.Sprintf("udp dst port %d", port))}, &memWriter{})
+	}
+	for i := range n {
+		start(i, uint16(1000+i))
+	}
+	var frames [][]byte
+	for i := range n {
+		frames = append(frames, udpTo(t, pair, uint16(1000+i), 2, 120)...)
+	}
+	send := func() {
+		if err := trafficgen.SendRaw(pair.A, frames); err != nil {
+			t.Fatal(err)
+		}
+	}
+	send()
+	for _, c := range caps {
+		waitWritten(t, c, 2)
+	}
+	// Replace the even ones (new filters on other ports), send again: the
+	// odd ones, never touched, get their frames of both rounds.
+	for i := 0; i < n; i += 2 {
+		if err := caps[i].Stop(); err != nil {
+			t.Fatal(err)
+		}
+		start(i, uint16(2000+i))
+	}
+	send()
+	for i := 1; i < n; i += 2 {
+		waitWritten(t, caps[i], 4)
+	}
+	if clsact {
+		if got := testbedtest.MustAttached(t, pair.B); len(got) != 1 {
+			t.Errorf("attached while %d captures run: %v, want one clsact filter (shared)", n, got)
+		}
+	}
+	for i, c := range caps {
+		if err := c.Stop(); err != nil {
+			t.Fatal(err)
+		}
+		want := uint64(4)
+		if i%2 == 0 {
+			want = 0 // its new port gets no frames
+		}
+		st, err := c.Stats()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if in := st.Interfaces[0].In; st.Written != want || in.Matched != want || in.Lost() != 0 {
+			t.Errorf("capture %d: wrote %d, counters %+v; want %d", i, st.Written, in, want)
+		}
+	}
+	if got := testbedtest.MustAttached(t, pair.B); len(got) != 0 {
+		t.Errorf("still attached after the last capture stopped: %v", got)
+	}
+	// The clsact qdisc ringtap added goes with its last filter.
+	out, err := exec.Command("ip", "netns", "exec", filepath.Base(pair.B.NSPath), "tc", "qdisc", "show", "dev", pair.B.Link).CombinedOutput()
+	if err != nil {
+		t.Fatalf("tc qdisc show: %v\n%s", err, out)
+	}
+	if strings.Contains(string(out), "clsact") {
+		t.Errorf("the clsact qdisc ringtap added is still there:\n%s", out)
 	}
 }
