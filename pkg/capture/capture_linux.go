@@ -43,9 +43,10 @@ type Capture struct {
 	done     chan struct{}
 	doneOnce sync.Once
 	cause    error // why done closed; set before
-	stopOnce sync.Once
-	stopErr  error
-	stopped  atomic.Bool
+	stopClaim atomic.Bool   // a StopMany took it on
+	stopDone  chan struct{} // closed when its stop is over
+	stopErr   error         // set before stopDone closes
+	stopped   atomic.Bool
 
 	// Set by Open (the one-capture form): the engine it owns, the
 	// configuration and the writer that Run supplies.
@@ -55,7 +56,7 @@ type Capture struct {
 }
 
 func newCapture(e *Engine, spec Spec, w PacketWriter) *Capture {
-	return &Capture{e: e, spec: spec, w: w, done: make(chan struct{})}
+	return &Capture{e: e, spec: spec, w: w, done: make(chan struct{}), stopDone: make(chan struct{})}
 }
 
 // Done is closed when the capture must be stopped: Count packets were
@@ -131,32 +132,69 @@ func (c *Capture) flush() {
 // idempotent and safe from any goroutine; it returns the first error of
 // the capture (a write error) or of stopping it.
 func (c *Capture) Stop() error {
-	c.stopOnce.Do(func() {
-		c.stopErr = c.stop()
-		c.signal(nil)
-	})
-	return c.stopErr
+	return c.e.StopMany([]*Capture{c})[0]
 }
 
-func (c *Capture) stop() error {
-	e := c.e
-	if c.late != nil {
-		// Run never came: nothing will supply a writer, and the
-		// dispatcher must not wait for one while we drain.
-		c.late.set(nil)
+// StopMany stops several captures as Stop does, with one rebuild of each
+// interface's programs, one grace period and one drain for all of them.
+// The i-th error answers the i-th capture; a capture already stopping (or
+// stopped) elsewhere is waited for.
+func (e *Engine) StopMany(cs []*Capture) []error {
+	var mine []*Capture
+	for _, c := range cs {
+		if c.stopClaim.CompareAndSwap(false, true) {
+			mine = append(mine, c)
+		}
+	}
+	if len(mine) > 0 {
+		errs := e.stopCaptures(mine)
+		for i, c := range mine {
+			c.stopErr = errs[i]
+			c.signal(nil)
+			close(c.stopDone)
+		}
+	}
+	out := make([]error, len(cs))
+	for i, c := range cs {
+		<-c.stopDone
+		out[i] = c.stopErr
+	}
+	return out
+}
+
+// stopCaptures does StopMany's work for captures it claimed.
+func (e *Engine) stopCaptures(cs []*Capture) []error {
+	errs := make([][]error, len(cs))
+	for _, c := range cs {
+		if c.late != nil {
+			// Run never came: nothing will supply a writer, and the
+			// dispatcher must not wait for one while we drain.
+			c.late.set(nil)
+		}
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	var errs []error
-	// Out of every program: swap in programs without this slot, or
-	// detach where it was the last.
-	for _, m := range c.members {
-		s := m.iface
-		delete(s.members, m.slot)
+	// Out of every program: swap in programs without these slots, or
+	// detach where they were the last; one plan per interface.
+	removes := map[*ifaceState][]*member{}
+	var touched []*ifaceState
+	owner := map[*member]int{}
+	for ci, c := range cs {
+		for _, m := range c.members {
+			s := m.iface
+			delete(s.members, m.slot)
+			owner[m] = ci
+			if _, ok := removes[s]; !ok {
+				touched = append(touched, s)
+			}
+			removes[s] = append(removes[s], m)
+		}
+	}
+	for _, s := range touched {
 		if s.dead() {
 			continue
 		}
-		p, err := s.plan(nil, m)
+		p, err := s.plan(nil, removes[s])
 		if err == nil {
 			if err = p.apply(); err != nil {
 				p.abandon()
@@ -165,51 +203,64 @@ func (c *Capture) stop() error {
 			}
 		}
 		if err != nil {
-			errs = append(errs, fmt.Errorf("remove capture %s from %s: %w", c.spec.Name, s.name, err))
+			for _, m := range removes[s] {
+				ci := owner[m]
+				errs[ci] = append(errs[ci], fmt.Errorf("remove capture %s from %s: %w", cs[ci].spec.Name, s.name, err))
+			}
 		}
 	}
 	// A program swapped out may still be running on another CPU: wait
 	// until it has returned, then until the readers have passed what the
 	// rings hold, busy records included.
 	synchronizeRCU()
-	for _, m := range c.members {
-		if !m.iface.torn {
-			m.iface.fold()
-			if err := m.iface.fence(); err != nil {
-				errs = append(errs, err)
+	for _, s := range touched {
+		if s.torn {
+			continue
+		}
+		s.fold()
+		if err := s.fence(); err != nil {
+			for _, m := range removes[s] {
+				errs[owner[m]] = append(errs[owner[m]], err)
 			}
 		}
 	}
-	for _, m := range c.members {
-		st, err := m.read()
-		if err != nil {
-			errs = append(errs, err)
+	for ci, c := range cs {
+		for _, m := range c.members {
+			st, err := m.read()
+			if err != nil {
+				errs[ci] = append(errs[ci], err)
+			}
+			m.final.Store(&st)
+			m.iface.unpublish(m)
 		}
-		m.final.Store(&st)
-		m.iface.unpublish(m)
+		c.mu.Lock()
+		c.stopped.Store(true)
+		if c.werr == nil {
+			if err := c.writeStats(); err != nil {
+				errs[ci] = append(errs[ci], err)
+			}
+			if err := c.w.Flush(); err != nil {
+				errs[ci] = append(errs[ci], fmt.Errorf("flush output: %w", err))
+			}
+		}
+		c.ended.Store(true)
+		c.mu.Unlock()
 	}
-	c.mu.Lock()
-	c.stopped.Store(true)
-	if c.werr == nil {
-		if err := c.writeStats(); err != nil {
-			errs = append(errs, err)
-		}
-		if err := c.w.Flush(); err != nil {
-			errs = append(errs, fmt.Errorf("flush output: %w", err))
-		}
-	}
-	c.ended.Store(true)
-	c.mu.Unlock()
-	for _, m := range c.members {
-		s := m.iface
+	for _, s := range touched {
 		if len(s.members) == 0 && e.ifaces[s.name] == s {
 			if err := s.teardown(); err != nil {
-				errs = append(errs, err)
+				for _, m := range removes[s] {
+					errs[owner[m]] = append(errs[owner[m]], err)
+				}
 			}
 			delete(e.ifaces, s.name)
 		}
 	}
-	return errors.Join(errs...)
+	out := make([]error, len(cs))
+	for i := range cs {
+		out[i] = errors.Join(errs[i]...)
+	}
+	return out
 }
 
 // read computes the member's counters since it started.

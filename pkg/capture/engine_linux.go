@@ -149,19 +149,88 @@ type Spec struct {
 // returns. On error nothing changed: every other capture kept running
 // untouched. The caller must call Stop.
 func (e *Engine) Start(spec Spec, w PacketWriter) (*Capture, error) {
-	if err := e.checkSpec(&spec); err != nil {
-		return nil, err
+	cs, errs := e.StartMany([]Request{{Spec: spec, Writer: w}})
+	return cs[0], errs[0]
+}
+
+// Request is one capture for StartMany.
+type Request struct {
+	Spec   Spec
+	Writer PacketWriter
+}
+
+// StartMany starts several captures, with one rebuild of each interface's
+// programs for all of them (Start re-verifies every filter on the hook for
+// each capture it adds). Each request succeeds or fails on its own: when
+// the combined program of an interface cannot be built, the captures for
+// it are started one by one, so that one bad capture does not keep the
+// others out. The i-th capture or error answers the i-th request.
+func (e *Engine) StartMany(reqs []Request) ([]*Capture, []error) {
+	caps := make([]*Capture, len(reqs))
+	errs := make([]error, len(reqs))
+	byIface := map[string][]int{}
+	var order []string
+	for i := range reqs {
+		if errs[i] = e.checkSpec(&reqs[i].Spec); errs[i] != nil {
+			continue
+		}
+		if ifs := reqs[i].Spec.Interfaces; len(ifs) == 1 {
+			if _, ok := byIface[ifs[0]]; !ok {
+				order = append(order, ifs[0])
+			}
+			byIface[ifs[0]] = append(byIface[ifs[0]], i)
+			continue
+		}
+		var got []*Capture
+		if got, errs[i] = e.startGroup(reqs[i : i+1]); errs[i] == nil {
+			caps[i] = got[0]
+		}
 	}
+	for _, name := range order {
+		idx := byIface[name]
+		group := make([]Request, len(idx))
+		for k, i := range idx {
+			group[k] = reqs[i]
+		}
+		got, err := e.startGroup(group)
+		if err == nil {
+			for k, i := range idx {
+				caps[i] = got[k]
+			}
+			continue
+		}
+		if len(idx) == 1 {
+			errs[idx[0]] = err
+			continue
+		}
+		for _, i := range idx {
+			var one []*Capture
+			if one, errs[i] = e.startGroup(reqs[i : i+1]); errs[i] == nil {
+				caps[i] = one[0]
+			}
+		}
+	}
+	return caps, errs
+}
+
+// startGroup starts reqs (specs checked) all together or not at all.
+func (e *Engine) startGroup(reqs []Request) ([]*Capture, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.closed {
 		return nil, errors.New("capture engine is closed")
 	}
-	c := newCapture(e, spec, w)
-	var created []*ifaceState
-	fail := func(err error) (*Capture, error) {
-		for _, m := range c.members {
-			m.iface.release(m)
+	var (
+		caps    []*Capture
+		created []*ifaceState
+		touched []*ifaceState
+		adds    = map[*ifaceState][]*member{}
+	)
+	fail := func(err error) ([]*Capture, error) {
+		for _, c := range caps {
+			for _, m := range c.members {
+				m.iface.release(m)
+			}
 		}
 		for _, s := range created {
 			s.teardown()
@@ -169,30 +238,38 @@ func (e *Engine) Start(spec Spec, w PacketWriter) (*Capture, error) {
 		}
 		return nil, err
 	}
-	for i, name := range spec.Interfaces {
-		s, ok := e.ifaces[name]
-		if !ok || s.dead() {
-			if ok {
-				// A gone interface still held by stopping captures.
-				return fail(fmt.Errorf("%w: %s (it went away and its captures are still finishing)", ErrInterfaceGone, name))
+	for _, r := range reqs {
+		c := newCapture(e, r.Spec, r.Writer)
+		caps = append(caps, c)
+		for i, name := range r.Spec.Interfaces {
+			s, ok := e.ifaces[name]
+			if !ok || s.dead() {
+				if ok {
+					// A gone interface still held by stopping captures.
+					return fail(fmt.Errorf("%w: %s (it went away and its captures are still finishing)", ErrInterfaceGone, name))
+				}
+				var err error
+				if s, err = newIfaceState(e, name); err != nil {
+					return fail(err)
+				}
+				e.ifaces[name] = s
+				created = append(created, s)
 			}
-			var err error
-			if s, err = newIfaceState(e, name); err != nil {
-				return fail(err)
+			m, err := s.reserve(c, i)
+			if err != nil {
+				return fail(fmt.Errorf("interface %s: %w", name, err))
 			}
-			e.ifaces[name] = s
-			created = append(created, s)
+			c.members = append(c.members, m)
+			if _, ok := adds[s]; !ok {
+				touched = append(touched, s)
+			}
+			adds[s] = append(adds[s], m)
 		}
-		m, err := s.reserve(c, i)
-		if err != nil {
-			return fail(fmt.Errorf("interface %s: %w", name, err))
-		}
-		c.members = append(c.members, m)
 	}
 	// Fold the counters of instances swapped out earlier, so that the
 	// lists a Stats call walks stay short.
-	for _, m := range c.members {
-		if len(m.iface.retired) > 16 {
+	for _, s := range touched {
+		if len(s.retired) > 16 {
 			synchronizeRCU()
 			for _, s := range e.ifaces {
 				s.fold()
@@ -202,13 +279,13 @@ func (e *Engine) Start(spec Spec, w PacketWriter) (*Capture, error) {
 	}
 	// Build every new program before touching any hook, then swap.
 	var plans []*plan
-	for _, m := range c.members {
-		p, err := m.iface.plan(m, nil)
+	for _, s := range touched {
+		p, err := s.plan(adds[s], nil)
 		if err != nil {
 			for _, q := range plans {
 				q.abandon()
 			}
-			return fail(fmt.Errorf("interface %s: %w", m.iface.name, err))
+			return fail(fmt.Errorf("interface %s: %w", s.name, err))
 		}
 		plans = append(plans, p)
 	}
@@ -217,6 +294,7 @@ func (e *Engine) Start(spec Spec, w PacketWriter) (*Capture, error) {
 			for j := i - 1; j >= 0; j-- {
 				plans[j].revert()
 			}
+			p.revert()
 			for _, q := range plans[i+1:] {
 				q.abandon()
 			}
@@ -224,12 +302,16 @@ func (e *Engine) Start(spec Spec, w PacketWriter) (*Capture, error) {
 		}
 	}
 	for _, p := range plans {
-		p.commit()
+		if err := p.commit(); err != nil {
+			e.opts.Logger.Warn("retire replaced programs", "interface", p.s.name, "error", err)
+		}
 	}
-	for _, m := range c.members {
-		e.opts.Logger.Debug("capture started", "capture", spec.Name, "interface", m.iface.name, "slot", m.slot, "hook", m.hook)
+	for _, c := range caps {
+		for _, m := range c.members {
+			e.opts.Logger.Debug("capture started", "capture", c.spec.Name, "interface", m.iface.name, "slot", m.slot, "hook", m.hook)
+		}
 	}
-	return c, nil
+	return caps, nil
 }
 
 // checkSpec validates spec and fills in defaults.
@@ -302,10 +384,7 @@ func (e *Engine) Close() error {
 		}
 	}
 	e.mu.Unlock()
-	var errs []error
-	for _, c := range running {
-		errs = append(errs, c.Stop())
-	}
+	errs := e.StopMany(running)
 	e.mu.Lock()
 	for name, s := range e.ifaces {
 		s.teardown()

@@ -291,18 +291,32 @@ func TestEngineFullInterface(t *testing.T) {
 	testbedtest.RequirePrivileged(t)
 	pair := testbedtest.MustNewPair(t, testbed.PairConfig{})
 	e := mustEngine(t, pair.B)
-	var caps []*capture.Capture
-	start := time.Now()
+	// All but four in one StartMany (one rebuild), the rest one by one
+	// (each a rebuild with every filter before it).
+	var reqs []capture.Request
 	for i := range capture.MaxCapturesPerInterface {
 		hook := capture.HookXDP
 		if i%4 == 3 {
 			hook = capture.HookTC
 		}
 		expr := fmt.Sprintf("udp dst port %d or tcp src port %d", 1000+i, 2000+i)
-		caps = append(caps, mustStart(t, e, capture.Spec{Name: fmt.Sprintf("c%d", i), Interfaces: []string{pair.B.Link},
-			Hook: hook, SnapLen: uint32(64 + i), Filter: mustFilter(t, expr)}, &memWriter{}))
+		reqs = append(reqs, capture.Request{Spec: capture.Spec{Name: fmt.Sprintf("c%d", i), Interfaces: []string{pair.B.Link},
+			Hook: hook, SnapLen: uint32(64 + i), Filter: mustFilter(t, expr)}, Writer: &memWriter{}})
 	}
-	t.Logf("%d captures started in %v", len(caps), time.Since(start).Round(time.Millisecond))
+	n := len(reqs) - 4
+	start := time.Now()
+	caps, errs := e.StartMany(reqs[:n])
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("start %d: %v", i, err)
+		}
+	}
+	t.Logf("%d captures started together in %v", n, time.Since(start).Round(time.Millisecond))
+	for _, r := range reqs[n:] {
+		start := time.Now()
+		caps = append(caps, mustStart(t, e, r.Spec, r.Writer))
+		t.Logf("capture %d started alone in %v", len(caps), time.Since(start).Round(time.Millisecond))
+	}
 	if _, err := e.Start(capture.Spec{Name: "one-too-many", Interfaces: []string{pair.B.Link}}, &memWriter{}); err == nil {
 		t.Fatal("a 65th capture on the interface started")
 	}
@@ -316,10 +330,18 @@ func TestEngineFullInterface(t *testing.T) {
 	for i, c := range caps {
 		waitWritten(t, c, uint64(i%3+1))
 	}
-	for i, c := range caps {
-		if err := c.Stop(); err != nil {
-			t.Fatal(err)
+	// One alone, the rest together.
+	if err := caps[0].Stop(); err != nil {
+		t.Fatal(err)
+	}
+	start = time.Now()
+	for i, err := range e.StopMany(caps) {
+		if err != nil {
+			t.Fatalf("stop %d: %v", i, err)
 		}
+	}
+	t.Logf("%d captures stopped together in %v", len(caps), time.Since(start).Round(time.Millisecond))
+	for i, c := range caps {
 		st, err := c.Stats()
 		if err != nil {
 			t.Fatal(err)
@@ -450,5 +472,44 @@ func testEngineSharedTC(t *testing.T, clsact bool) {
 	}
 	if strings.Contains(string(out), "clsact") {
 		t.Errorf("the clsact qdisc ringtap added is still there:\n%s", out)
+	}
+}
+
+// StartMany: a request that cannot start does not keep the others out.
+func TestEngineStartManyIsolatesFailures(t *testing.T) {
+	testbedtest.RequirePrivileged(t)
+	pair := testbedtest.MustNewPair(t, testbed.PairConfig{})
+	e := mustEngine(t, pair.B)
+	on := []string{pair.B.Link}
+	reqs := []capture.Request{
+		{Spec: capture.Spec{Name: "a", Interfaces: on, Filter: mustFilter(t, "udp")}, Writer: &memWriter{}},
+		// Every capture on an interface must agree on monitor_port.
+		{Spec: capture.Spec{Name: "b", Interfaces: on, MonitorPort: true}, Writer: &memWriter{}},
+		{Spec: capture.Spec{Name: "c", Interfaces: []string{"nosuch0"}}, Writer: &memWriter{}},
+		{Spec: capture.Spec{Name: "d", Interfaces: on, Hook: capture.HookTC, Filter: mustFilter(t, "icmp")}, Writer: &memWriter{}},
+	}
+	caps, errs := e.StartMany(reqs)
+	for i, want := range []string{"", "monitor_port", "no such interface", ""} {
+		switch {
+		case want == "" && errs[i] != nil:
+			t.Errorf("request %d: %v", i, errs[i])
+		case want != "" && (errs[i] == nil || !strings.Contains(errs[i].Error(), want)):
+			t.Errorf("request %d: error %v, want one mentioning %q", i, errs[i], want)
+		case (errs[i] == nil) != (caps[i] != nil):
+			t.Errorf("request %d: capture %v with error %v", i, caps[i], errs[i])
+		}
+	}
+	frames := udpTo(t, pair, 1000, 10, 100)
+	if err := trafficgen.SendRaw(pair.A, frames); err != nil {
+		t.Fatal(err)
+	}
+	waitWritten(t, caps[0], uint64(len(frames)))
+	for i, err := range e.StopMany([]*capture.Capture{caps[0], caps[3], caps[0]}) {
+		if err != nil {
+			t.Errorf("stop %d: %v", i, err)
+		}
+	}
+	if caps[0].Written() != uint64(len(frames)) || caps[3].Written() != 0 {
+		t.Errorf("wrote %d and %d, want %d and 0", caps[0].Written(), caps[3].Written(), len(frames))
 	}
 }

@@ -291,7 +291,7 @@ func (s *ifaceState) unpublish(m *member) {
 // kind affected, built and verified, not attached yet.
 type plan struct {
 	s       *ifaceState
-	add     *member
+	add     []*member
 	changes []change
 }
 
@@ -304,19 +304,26 @@ type change struct {
 	swapped bool      // old.link now runs prog
 }
 
-// plan builds the programs of every kind that add (joining, already in
-// s.members) or remove (leaving, already out of s.members) is in.
-func (s *ifaceState) plan(add, remove *member) (*plan, error) {
-	m := add
-	if m == nil {
-		m = remove
-	}
+// plan builds the programs of every kind that the members joining (add,
+// already in s.members) or leaving (remove, already out of s.members) are
+// in: one rebuild per kind however many captures change at once.
+func (s *ifaceState) plan(add, remove []*member) (*plan, error) {
 	p := &plan{s: s, add: add}
+	var kinds []int
+	seenKind := [numKinds]bool{}
+	for _, m := range append(append([]*member{}, add...), remove...) {
+		for _, k := range m.kinds {
+			if !seenKind[k] {
+				seenKind[k] = true
+				kinds = append(kinds, k)
+			}
+		}
+	}
 	monitor := false
 	for _, o := range s.members {
 		monitor = monitor || o.c.spec.MonitorPort
 	}
-	for _, k := range m.kinds {
+	for _, k := range kinds {
 		var slots []slotProg
 		for _, o := range s.members {
 			for _, ok := range o.kinds {
@@ -363,8 +370,8 @@ func (s *ifaceState) plan(add, remove *member) (*plan, error) {
 // records its bit marks find it.
 func (p *plan) apply() error {
 	s := p.s
-	if p.add != nil {
-		s.publish(p.add)
+	for _, m := range p.add {
+		s.publish(m)
 	}
 	for i := range p.changes {
 		ch := &p.changes[i]
@@ -407,10 +414,12 @@ func (p *plan) apply() error {
 			ch.next = a
 		}
 	}
-	if p.add != nil {
+	for _, m := range p.add {
 		for _, ch := range p.changes {
-			if ch.next != nil {
-				p.add.hook = ch.next.hook
+			for _, k := range m.kinds {
+				if ch.kind == k && ch.next != nil {
+					m.hook = ch.next.hook
+				}
 			}
 		}
 	}
@@ -440,8 +449,8 @@ func (p *plan) revert() {
 		}
 		ch.next = nil
 	}
-	if p.add != nil {
-		s.unpublish(p.add)
+	for _, m := range p.add {
+		s.unpublish(m)
 	}
 }
 

@@ -210,6 +210,7 @@ type entry struct {
 
 	failures int
 	retryAt  time.Time
+	runErr   error // why the last run ended, if it failed
 
 	// Counters of the capture runs that ended (interface gone and
 	// back), so that the reported counters stay monotonic.
@@ -226,30 +227,44 @@ type exporterRun struct {
 	grace  time.Duration
 }
 
-// reconcile makes the running set match the desired one.
+// reconcile makes the running set match the desired one. Captures that
+// stop together are stopped with one StopMany, and those that start
+// together with one StartMany: one rebuild of an interface's programs per
+// pass, however many of its captures change.
 func (m *Manager) reconcile(ctx context.Context, full bool) {
 	m.mu.Lock()
 	desired := m.desired
 	gen := m.gen
 	m.mu.Unlock()
 
-	// Removed or changed: stop.
+	// Removed or changed: stop, all at once.
+	var leaving []*entry
 	for name, e := range m.entries {
-		d, ok := desired[name]
-		if ok && d.Key == e.d.Key {
-			continue
-		}
-		m.stopEntry(e, StateStopping)
-		m.closeExporter(e)
-		m.mu.Lock()
-		delete(m.entries, name)
-		m.mu.Unlock()
-		if ok {
-			m.log.Info("capture changed: restarting it", "capture", name)
-		} else {
-			m.log.Info("capture removed", "capture", name)
+		if d, ok := desired[name]; !ok || d.Key != e.d.Key {
+			leaving = append(leaving, e)
 		}
 	}
+	sort.Slice(leaving, func(i, j int) bool { return leaving[i].d.Name < leaving[j].d.Name })
+	m.stopEntries(leaving, nil)
+	var wg sync.WaitGroup
+	for _, e := range leaving {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			m.closeExporter(e)
+		}()
+		if _, ok := desired[e.d.Name]; ok {
+			m.log.Info("capture changed: restarting it", "capture", e.d.Name)
+		} else {
+			m.log.Info("capture removed", "capture", e.d.Name)
+		}
+	}
+	wg.Wait()
+	m.mu.Lock()
+	for _, e := range leaving {
+		delete(m.entries, e.d.Name)
+	}
+	m.mu.Unlock()
 	// Added.
 	names := make([]string, 0, len(desired))
 	for name := range desired {
@@ -269,73 +284,77 @@ func (m *Manager) reconcile(ctx context.Context, full bool) {
 		m.entries[name] = e
 		m.mu.Unlock()
 	}
-	// Each entry towards its goal.
+	// Running captures that must stop: ended by themselves (interface
+	// gone, write error), or whose interface went, was renamed away or
+	// replaced under its name.
+	var stopping []*entry
+	var next []string
 	for _, name := range names {
 		e := m.entries[name]
-		if e.state == StateFailed && e.exp == nil && e.d.Export != nil {
-			continue // its export settings are wrong: only a change helps
+		if e.cap == nil {
+			continue
 		}
-		m.step(ctx, e)
+		select {
+		case <-e.cap.Done():
+			err := e.cap.Err()
+			if err == nil || errors.Is(err, capture.ErrInterfaceGone) {
+				stopping, next = append(stopping, e), append(next, StateWaiting)
+			} else {
+				stopping, next = append(stopping, e), append(next, StateFailed)
+				e.runErr = err
+			}
+			continue
+		default:
+		}
+		if link, present := m.lookup(e.d.Interface); !present || link.Index != e.ifindex {
+			m.log.Info("interface of a capture went away: waiting for it", "capture", e.d.Name, "interface", e.d.Interface)
+			stopping, next = append(stopping, e), append(next, StateWaiting)
+		}
+	}
+	m.stopEntries(stopping, next)
+	for _, e := range stopping {
+		if e.runErr != nil {
+			m.fail(e, e.runErr)
+			e.runErr = nil
+		}
+	}
+	// Captures that can start: their interface is there and no backoff
+	// holds them.
+	var starting []*entry
+	var links []linkwatch.Link
+	for _, name := range names {
+		e := m.entries[name]
+		if e.cap != nil || (e.state == StateFailed && e.exp == nil && e.d.Export != nil) {
+			continue // running, or its export settings are wrong: only a change helps
+		}
+		link, present := m.lookup(e.d.Interface)
+		if !present {
+			if m.opts.Links == nil || m.opts.Links.Synced() {
+				m.setState(e, StateWaiting, "")
+			}
+			continue
+		}
+		if time.Now().Before(e.retryAt) || ctx.Err() != nil {
+			continue
+		}
+		starting, links = append(starting, e), append(links, link)
+	}
+	for i, err := range m.startEntries(starting, links) {
+		e := starting[i]
+		if err != nil {
+			m.fail(e, err)
+			continue
+		}
+		e.failures = 0
+		m.setState(e, StateRunning, "")
+		m.mu.Lock()
+		e.lastErr = "" // running again: an earlier failure is history
+		m.mu.Unlock()
 	}
 	m.mu.Lock()
 	if gen > m.applied {
 		m.applied = gen
 	}
-	m.mu.Unlock()
-}
-
-// step moves one entry: a running capture whose interface went, was
-// renamed away or replaced is stopped; a stopped one whose interface is
-// there is started.
-func (m *Manager) step(ctx context.Context, e *entry) {
-	link, present := m.lookup(e.d.Interface)
-	if e.cap != nil {
-		select {
-		case <-e.cap.Done():
-			err := e.cap.Err()
-			gone := err == nil || errors.Is(err, capture.ErrInterfaceGone)
-			next := StateWaiting
-			if !gone {
-				next = StateFailed
-			}
-			m.stopEntry(e, next)
-			if !gone {
-				m.fail(e, err)
-			}
-			return
-		default:
-		}
-		if !present || link.Index != e.ifindex {
-			// Gone, renamed away, or a new interface under the name.
-			m.stopEntry(e, StateWaiting)
-			m.log.Info("interface of a capture went away: waiting for it", "capture", e.d.Name, "interface", e.d.Interface)
-			if !present {
-				return
-			}
-		} else {
-			return
-		}
-	}
-	if !present {
-		if m.opts.Links == nil || m.opts.Links.Synced() {
-			m.setState(e, StateWaiting, "")
-		}
-		return
-	}
-	if time.Now().Before(e.retryAt) {
-		return
-	}
-	if ctx.Err() != nil {
-		return
-	}
-	if err := m.startEntry(e, link); err != nil {
-		m.fail(e, err)
-		return
-	}
-	e.failures = 0
-	m.setState(e, StateRunning, "")
-	m.mu.Lock()
-	e.lastErr = "" // running again: an earlier failure is history
 	m.mu.Unlock()
 }
 
@@ -370,110 +389,171 @@ func (m *Manager) setState(e *entry, state, lastErr string) {
 	}
 }
 
-// startEntry opens the capture's recorder and starts the capture on link.
-func (m *Manager) startEntry(e *entry, link linkwatch.Link) error {
-	lt, err := capture.LinkTypeFor(link.EncapType, link.Name)
-	if err != nil {
-		return err
+// startEntries opens each capture's recorder and starts the captures on
+// their links with one StartMany. The i-th error answers the i-th entry.
+func (m *Manager) startEntries(es []*entry, links []linkwatch.Link) []error {
+	errs := make([]error, len(es))
+	type pending struct {
+		i   int
+		rec *storage.Recorder
+		cap *captureRef
 	}
-	spec := e.d.Spec
-	spec.Name = e.d.Name
-	spec.Interfaces = []string{e.d.Interface}
-	snap := spec.SnapLen
-	if snap == 0 {
-		snap = capture.DefaultSnapLen
-	}
-	sopts := e.d.Storage
-	sopts.Interfaces = []pcapio.Interface{{Name: e.d.Interface, LinkType: lt, SnapLen: snap}}
-	if sopts.Logger == nil {
-		sopts.Logger = m.log.With("capture", e.d.Name)
-	}
-	var c *capture.Capture
-	var mu sync.Mutex
-	sopts.Stats = func() []pcapio.InterfaceStats {
-		mu.Lock()
-		cc := c
-		mu.Unlock()
-		if cc == nil {
+	var (
+		reqs []capture.Request
+		pend []pending
+	)
+	for i, e := range es {
+		link := links[i]
+		lt, err := capture.LinkTypeFor(link.EncapType, link.Name)
+		if err != nil {
+			errs[i] = err
+			continue
+		}
+		spec := e.d.Spec
+		spec.Name = e.d.Name
+		spec.Interfaces = []string{e.d.Interface}
+		snap := spec.SnapLen
+		if snap == 0 {
+			snap = capture.DefaultSnapLen
+		}
+		sopts := e.d.Storage
+		sopts.Interfaces = []pcapio.Interface{{Name: e.d.Interface, LinkType: lt, SnapLen: snap}}
+		if sopts.Logger == nil {
+			sopts.Logger = m.log.With("capture", e.d.Name)
+		}
+		ref := &captureRef{}
+		sopts.Stats = func() []pcapio.InterfaceStats {
+			if c := ref.get(); c != nil {
+				return cumulativeStats(c)
+			}
 			return nil
 		}
-		return cumulativeStats(cc)
-	}
-	if e.exp != nil {
-		x := e.exp.x
-		sopts.OnFinish = func(ff storage.FinishedFile) {
-			if err := x.Enqueue(ff); err != nil {
-				m.log.Error("file not queued for upload: it stays on disk but is not uploaded", "capture", e.d.Name, "file", ff.Path, "error", err)
+		if e.exp != nil {
+			x, name := e.exp.x, e.d.Name
+			sopts.OnFinish = func(ff storage.FinishedFile) {
+				if err := x.Enqueue(ff); err != nil {
+					m.log.Error("file not queued for upload: it stays on disk but is not uploaded", "capture", name, "file", ff.Path, "error", err)
+				}
 			}
+			sopts.Pinned = x.Pending
 		}
-		sopts.Pinned = x.Pending
-	}
-	rec, err := storage.NewRecorder(sopts)
-	if err != nil {
-		return fmt.Errorf("open output: %w", err)
-	}
-	cc, err := m.opts.Engine.Start(spec, rec)
-	if err != nil {
-		if cerr := rec.Close(); cerr != nil {
-			m.log.Warn("close output of a capture that did not start", "capture", e.d.Name, "error", cerr)
+		rec, err := storage.NewRecorder(sopts)
+		if err != nil {
+			errs[i] = fmt.Errorf("open output: %w", err)
+			continue
 		}
-		return err
+		reqs = append(reqs, capture.Request{Spec: spec, Writer: rec})
+		pend = append(pend, pending{i: i, rec: rec, cap: ref})
 	}
-	mu.Lock()
-	c = cc
-	mu.Unlock()
-	m.mu.Lock()
-	e.cap, e.rec, e.ifindex, e.hook = cc, rec, link.Index, cc.HookName()
-	m.mu.Unlock()
-	m.log.Info("capture running", "capture", e.d.Name, "interface", e.d.Interface, "hook", e.hook)
-	return nil
+	if len(reqs) == 0 {
+		return errs
+	}
+	caps, serrs := m.opts.Engine.StartMany(reqs)
+	for k, p := range pend {
+		e := es[p.i]
+		if serrs[k] != nil {
+			if cerr := p.rec.Close(); cerr != nil {
+				m.log.Warn("close output of a capture that did not start", "capture", e.d.Name, "error", cerr)
+			}
+			errs[p.i] = serrs[k]
+			continue
+		}
+		p.cap.set(caps[k])
+		m.mu.Lock()
+		e.cap, e.rec, e.ifindex, e.hook = caps[k], p.rec, links[p.i].Index, caps[k].HookName()
+		m.mu.Unlock()
+		m.log.Info("capture running", "capture", e.d.Name, "interface", e.d.Interface, "hook", e.hook)
+	}
+	return errs
 }
 
-// stopEntry stops a running capture (draining it) and finishes its files;
-// it returns what went wrong doing so.
-func (m *Manager) stopEntry(e *entry, next string) error {
-	if e.cap == nil {
-		m.setState(e, next, "")
-		return nil
+// captureRef hands a capture to its recorder's Stats callback once it
+// has started.
+type captureRef struct {
+	mu sync.Mutex
+	c  *capture.Capture
+}
+
+func (r *captureRef) set(c *capture.Capture) {
+	r.mu.Lock()
+	r.c = c
+	r.mu.Unlock()
+}
+
+func (r *captureRef) get() *capture.Capture {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.c
+}
+
+// stopEntries stops the running captures of es with one StopMany
+// (draining them) and finishes their files; next[i] is the state es[i]
+// goes to (nil: stopping). It returns what went wrong for each.
+func (m *Manager) stopEntries(es []*entry, next []string) []error {
+	errs := make([]error, len(es))
+	var caps []*capture.Capture
+	var idx []int
+	for i, e := range es {
+		if e.cap == nil {
+			continue
+		}
+		m.setState(e, StateStopping, "")
+		caps = append(caps, e.cap)
+		idx = append(idx, i)
 	}
-	m.setState(e, StateStopping, "")
-	var errs []error
-	if err := e.cap.Stop(); err != nil {
-		errs = append(errs, err)
+	var serrs []error
+	if len(caps) > 0 {
+		serrs = m.opts.Engine.StopMany(caps)
 	}
-	st, serr := e.cap.Stats()
-	if err := e.rec.Close(); err != nil {
-		errs = append(errs, fmt.Errorf("finish output: %w", err))
-	}
-	rs := e.rec.Stats()
-	m.mu.Lock()
-	if serr == nil {
+	for k, i := range idx {
+		e := es[i]
+		var errl []error
+		if serrs[k] != nil {
+			errl = append(errl, serrs[k])
+		}
+		st, serr := e.cap.Stats()
+		if err := e.rec.Close(); err != nil {
+			errl = append(errl, fmt.Errorf("finish output: %w", err))
+		}
+		rs := e.rec.Stats()
+		m.mu.Lock()
+		if serr == nil {
+			for _, is := range st.Interfaces {
+				e.acc.add(is.Total())
+			}
+		}
+		e.accWrote += st.Written
+		e.recDone = addStorage(e.recDone, rs)
+		e.cap, e.rec = nil, nil
+		m.mu.Unlock()
+		// The run's own counters: seen = matched + rejected, matched =
+		// captured + ring_drops + copy_failures, and written +
+		// write_drops = handed to the recorder (= captured, once drained).
+		var run counters
 		for _, is := range st.Interfaces {
-			e.acc.add(is.Total())
+			run.add(is.Total())
+		}
+		m.log.Info("capture stopped", "capture", e.d.Name, "interface", e.d.Interface,
+			"seen", run.Seen, "matched", run.Matched, "captured", run.Captured, "ring_drops", run.Dropped,
+			"copy_failures", run.CopyFailed, "handed", st.Written, "written", rs.PacketsWritten, "write_drops", rs.WriteDrops,
+			"files", rs.FilesWritten)
+		errs[i] = errors.Join(errl...)
+		if errs[i] != nil {
+			m.log.Error("capture stopped with an error", "capture", e.d.Name, "error", errs[i])
 		}
 	}
-	e.accWrote += st.Written
-	e.recDone = addStorage(e.recDone, rs)
-	e.cap, e.rec = nil, nil
-	m.mu.Unlock()
-	// The run's own counters: seen = matched + rejected, matched =
-	// captured + ring_drops + copy_failures, and written + write_drops =
-	// handed to the recorder (= captured, once drained).
-	var run counters
-	for _, is := range st.Interfaces {
-		run.add(is.Total())
+	for i, e := range es {
+		state := StateStopping
+		if next != nil {
+			state = next[i]
+		}
+		msg := ""
+		if errs[i] != nil {
+			msg = errs[i].Error()
+		}
+		m.setState(e, state, msg)
 	}
-	m.log.Info("capture stopped", "capture", e.d.Name, "interface", e.d.Interface,
-		"seen", run.Seen, "matched", run.Matched, "captured", run.Captured, "ring_drops", run.Dropped,
-		"copy_failures", run.CopyFailed, "handed", st.Written, "written", rs.PacketsWritten, "write_drops", rs.WriteDrops,
-		"files", rs.FilesWritten)
-	if err := errors.Join(errs...); err != nil {
-		m.log.Error("capture stopped with an error", "capture", e.d.Name, "error", err)
-		m.setState(e, next, err.Error())
-		return err
-	}
-	m.setState(e, next, "")
-	return nil
+	return errs
 }
 
 func addStorage(a, b storage.Stats) storage.Stats {
@@ -532,14 +612,18 @@ func ignoreClosed(err error) error {
 // stopAll stops every capture, then every exporter (each with its grace,
 // in parallel).
 func (m *Manager) stopAll() error {
-	var errs []error
+	var es []*entry
 	for _, e := range m.entries {
-		if err := m.stopEntry(e, StateStopping); err != nil {
-			errs = append(errs, fmt.Errorf("capture %s: %w", e.d.Name, err))
+		es = append(es, e)
+	}
+	var errs []error
+	for i, err := range m.stopEntries(es, nil) {
+		if err != nil {
+			errs = append(errs, fmt.Errorf("capture %s: %w", es[i].d.Name, err))
 		}
 	}
 	var wg sync.WaitGroup
-	for _, e := range m.entries {
+	for _, e := range es {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
