@@ -32,6 +32,16 @@ type HTTPOptions struct {
 	// own metrics, to write more Prometheus text (other packages' metric
 	// families, each written once).
 	ExtraMetrics []func(w io.Writer)
+	// ExtraReady are more readiness checks for /readyz, called at each
+	// request: one answering false makes the agent not ready, its reason
+	// (one line per problem) in the body (e.g. the certificate manager's
+	// Ready).
+	ExtraReady []func() (ok bool, reason string)
+	// ExtraStatus adds top-level keys to /status.json, each value computed
+	// at each request and encoded as JSON (e.g. "certificate": the
+	// certificate manager's Status). A key of the agent's own (captures,
+	// components, version, started_at) is not replaced.
+	ExtraStatus map[string]func() any
 	// Version is reported in /status.json.
 	Version string
 	// StartedAt is reported in /status.json: the time NewHTTPServer was
@@ -206,6 +216,14 @@ func (s *HTTPServer) readiness() []string {
 			problems = append(problems, strings.Split(reason, "\n")...)
 		}
 	}
+	for _, ready := range s.opts.ExtraReady {
+		if ok, reason := ready(); !ok {
+			if reason == "" {
+				reason = "not ready"
+			}
+			problems = append(problems, strings.Split(reason, "\n")...)
+		}
+	}
 	for i, p := range problems { // one line per problem, whatever the errors hold
 		problems[i] = strings.ReplaceAll(p, "\n", " ")
 	}
@@ -236,7 +254,7 @@ func (s *HTTPServer) serveStatus(w http.ResponseWriter, _ *http.Request) {
 	if st.Components == nil {
 		st.Components = []ComponentStatus{}
 	}
-	body, err := json.MarshalIndent(st, "", "  ")
+	body, err := statusJSON(st, s.opts.ExtraStatus)
 	if err != nil {
 		writeText(w, http.StatusInternalServerError, fmt.Sprintf("encode status: %v\n", err))
 		return
@@ -244,4 +262,30 @@ func (s *HTTPServer) serveStatus(w http.ResponseWriter, _ *http.Request) {
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
 	_, _ = w.Write(append(body, '\n'))
+}
+
+// statusJSON encodes st with the extra keys added at its top level.
+func statusJSON(st Status, extra map[string]func() any) ([]byte, error) {
+	if len(extra) == 0 {
+		return json.MarshalIndent(st, "", "  ")
+	}
+	raw, err := json.Marshal(st)
+	if err != nil {
+		return nil, err
+	}
+	var top map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &top); err != nil {
+		return nil, err
+	}
+	for k, f := range extra {
+		if _, own := top[k]; own || f == nil {
+			continue
+		}
+		v, err := json.Marshal(f())
+		if err != nil {
+			return nil, fmt.Errorf("status %s: %w", k, err)
+		}
+		top[k] = v
+	}
+	return json.MarshalIndent(top, "", "  ")
 }

@@ -58,6 +58,9 @@ type rawOutputExport struct {
 
 // captures reads the captures list.
 func (r *reader) captures(c *Config, n ast.Node) {
+	if n == nil && r.noCaptures {
+		return
+	}
 	if n == nil {
 		r.ps.add(r.at(""), "captures", nil, "missing: add a captures list with at least one capture")
 		return
@@ -67,7 +70,7 @@ func (r *reader) captures(c *Config, n ast.Node) {
 		r.fail(n, "captures", "want a list of captures (lines beginning with \"- name:\"), not %s", describe(n))
 		return
 	}
-	if len(seq.Values) == 0 {
+	if len(seq.Values) == 0 && !r.noCaptures {
 		r.fail(n, "captures", "the list is empty: add at least one capture")
 		return
 	}

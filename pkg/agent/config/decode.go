@@ -32,6 +32,8 @@ type reader struct {
 	anchors map[string]ast.Node // the values of the file's &anchors
 	// capPaths are the key paths of Config.Captures (captures[i]).
 	capPaths []string
+	// noCaptures accepts a file without captures (WithoutCaptures).
+	noCaptures bool
 }
 
 func newReader(data []byte, source string) *reader {

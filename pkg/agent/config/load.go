@@ -15,13 +15,20 @@ import (
 type Option func(*options)
 
 type options struct {
-	cpus int
+	cpus       int
+	noCaptures bool
 }
 
 // WithCPUs sets the number of CPUs the memory estimate counts a ring
 // for. The default is the online CPUs (the capture package creates a ring
 // per online CPU), else runtime.NumCPU.
 func WithCPUs(n int) Option { return func(o *options) { o.cpus = n } }
+
+// WithoutCaptures accepts a file with no captures (no captures key, an
+// empty list, or an empty file): the file of an agent enrolled with a
+// console, whose captures come from the console and whose file gives
+// only the agent-wide settings (http, rings, export, ...).
+func WithoutCaptures() Option { return func(o *options) { o.noCaptures = true } }
 
 // DefaultCPUs is the number of rings per interface the memory estimate
 // counts by default.
@@ -55,6 +62,7 @@ func Parse(data []byte, source string, opts ...Option) (*Config, error) {
 		o.cpus = DefaultCPUs()
 	}
 	r := newReader(data, source)
+	r.noCaptures = o.noCaptures
 	root, ok := r.document()
 	if !ok {
 		return nil, r.ps.err()
@@ -104,6 +112,9 @@ func (r *reader) file(root ast.Node) *Config {
 	}
 	root = r.value(root)
 	if root == nil {
+		if r.noCaptures {
+			return c
+		}
 		r.ps.add(position{1, 0}, "captures", nil, "the file has no captures: add a captures list with at least one capture")
 		return c
 	}
