@@ -21,6 +21,7 @@ deps: ## install the Debian packages needed (clang, libpcap-dev, tcpdump, tshark
 build: deps ## build bin/ringtap and bin/ringtap-bench
 	$(GO) build -ldflags '$(LDFLAGS)' -o bin/ringtap ./cmd/ringtap
 	$(GO) build -ldflags '$(LDFLAGS)' -o bin/ringtap-bench ./cmd/ringtap-bench
+	$(GO) build -ldflags '$(LDFLAGS)' -o bin/ringtap-console ./cmd/ringtap-console
 
 generate: deps ## regenerate gen/ from bpf/ with bpf2go (pinned clang flags in gen/doc.go)
 	$(GO) generate ./gen
