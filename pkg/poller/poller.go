@@ -322,18 +322,16 @@ func (p *Poller) poll(ctx context.Context) {
 		if ctx.Err() != nil {
 			return
 		}
-		if err == nil && cfg != nil {
-			err = p.received(ctx, cfg)
+		if err == nil && cfg == nil {
+			p.contact() // 304
+			continue
 		}
 		if err == nil {
-			p.contact()
-			continue
-		}
-		if errors.Is(err, ErrBadConfig) {
-			// An answer, but not one to apply; the next poll waits for
-			// a newer generation.
-			p.contact()
-			continue
+			// A config the validator rejects is an answer, not a
+			// failure: the next poll waits for a newer generation.
+			if err = p.received(ctx, cfg); err == nil || errors.Is(err, ErrBadConfig) {
+				continue
+			}
 		}
 		d := p.failed(err)
 		t := time.NewTimer(d)
@@ -406,6 +404,7 @@ func (p *Poller) received(ctx context.Context, c *Config) error {
 		// mistake, and applying it would go back in time.
 		return fmt.Errorf("%w: generation %d is not newer than %d", errGarbage, c.Generation, max(seen, applied))
 	}
+	p.contact()
 	p.mu.Lock()
 	p.seen = c.Generation
 	p.mu.Unlock()
