@@ -95,7 +95,7 @@ tests=(
 # No demo: its fast burst is sent with XDP live frames.
 tc_tests=(
   "ringbuf        -  -"
-  "pkg/capture    ^(TestEndToEnd|TestMonitorPortDrops|TestLoopbackInOutOnce|TestRequireKernel|TestVerifierRejectionIsNotPermission|TestOpenErrors|TestEngineSharedTC)$/^(tc.*|.*5\.10.*|no_ringbuf|unknown_interface|snaplen|ring_.*|wakeup_never|twice|monitor_out|default|clsact)$  -"
+  "pkg/capture    ^(TestEndToEnd|TestMonitorPortDrops|TestLoopbackInOutOnce|TestRequireKernel|TestVerifierRejectionIsNotPermission|TestOpenErrors|TestEngineSharedTC|TestVerifierWorkPerFilter)$/^(tc.*|.*5\.10.*|no_ringbuf|unknown_interface|snaplen|ring_.*|wakeup_never|twice|monitor_out|default|clsact)$  -"
   "pkg/filter     ^TestDifferentialCapture$/^tc$  -"
   "cmd/ringtap    ^(TestFilterTestOddRecords|TestFilterTestTooLargeForTC)$/^tc  ^TestFilterTestOddRecords$/./^(less_200|greater_1000|udp|not_tcp|udp_port_53|ip\[2:2\]_>_1000)$"
 )

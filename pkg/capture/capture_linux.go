@@ -40,9 +40,9 @@ type Capture struct {
 	written atomic.Uint64
 	ended   atomic.Bool // no more packets are written
 
-	done     chan struct{}
-	doneOnce sync.Once
-	cause    error // why done closed; set before
+	done      chan struct{}
+	doneOnce  sync.Once
+	cause     error         // why done closed; set before
 	stopClaim atomic.Bool   // a StopMany took it on
 	stopDone  chan struct{} // closed when its stop is over
 	stopErr   error         // set before stopDone closes

@@ -164,6 +164,8 @@ type progParams struct {
 	monitor  bool
 	// testMeta: the frame's lengths come with it (Tester only).
 	testMeta bool
+	// logLevel: the verifier log wanted (tests measuring its work).
+	logLevel ebpf.LogLevel
 	slots    []slotProg
 }
 
@@ -246,6 +248,7 @@ func loadProgram(base *ebpf.CollectionSpec, m *maps, p progParams) (*ebpf.Progra
 		MapReplacements: map[string]*ebpf.Map{
 			"rt_scratch_map": m.scratch, "rt_rings": m.rings, "rt_counters_map": m.counters,
 		},
+		Programs: ebpf.ProgramOptions{LogLevel: p.logLevel},
 	})
 	if err != nil {
 		return nil, verifierError(err)
@@ -267,8 +270,19 @@ type slotFilter struct {
 // returns the mask of slots whose filter accepted:
 //
 //	r6..r8 = r1..r3; r9 = 0
-//	for each filter: r1..r3 = r6..r8; call rt_filter_<slot>; if w0 != 0 { r9 |= 1 << slot }
+//	for each filter:
+//	    r1..r3 = r6..r8; call rt_filter_<slot>
+//	    *(u32 *)(r6 - 4) = w0; w0 = *(u32 *)(r6 - 4)
+//	    r9 |= ((w0 | -w0) >> 31) << slot
 //	r0 = r9
+//
+// Built for the verifier: a filter returns a known constant on each of its
+// paths, and verifiers before 6.3 mark every scalar precise once precision
+// tracking meets a subprogram call, so a branch per verdict with a known
+// mask would be followed 2^n times. Laundering the verdict through the
+// scratch value's unused header (r6 points at the frame inside it) makes it
+// unknown, and the bit is set without a branch: one path per filter, on
+// every kernel.
 //
 // Every function keeps the stub's BTF func info (renamed) and source line,
 // which the kernel needs for each subprogram when the program has BTF.
@@ -309,11 +323,6 @@ func spliceFilters(ps *ebpf.ProgramSpec, filters []slotFilter) error {
 		}
 		return ins
 	}
-	skip := func(ins asm.Instruction, n int16) asm.Instruction {
-		ins = ins.WithReference("")
-		ins.Offset = n
-		return ins
-	}
 	body := asm.Instructions{
 		asm.Mov.Reg(asm.R6, asm.R1), asm.Mov.Reg(asm.R7, asm.R2), asm.Mov.Reg(asm.R8, asm.R3), asm.Mov.Imm(asm.R9, 0),
 	}
@@ -321,14 +330,10 @@ func spliceFilters(ps *ebpf.ProgramSpec, filters []slotFilter) error {
 	for _, f := range filters {
 		sym := fmt.Sprintf("%s_%d", FilterStub, f.slot)
 		body = append(body, asm.Mov.Reg(asm.R1, asm.R6), asm.Mov.Reg(asm.R2, asm.R7), asm.Mov.Reg(asm.R3, asm.R8),
-			asm.Call.Label(sym))
-		if f.slot < 31 {
-			body = append(body, skip(asm.JEq.Imm32(asm.R0, 0, ""), 1), asm.Or.Imm(asm.R9, int32(1)<<f.slot))
-		} else {
-			// A 64-bit immediate takes two instruction slots.
-			body = append(body, skip(asm.JEq.Imm32(asm.R0, 0, ""), 3),
-				asm.LoadImm(asm.R1, int64(uint64(1)<<f.slot), asm.DWord), asm.Or.Reg(asm.R9, asm.R1))
-		}
+			asm.Call.Label(sym),
+			asm.StoreMem(asm.R6, -4, asm.R0, asm.Word), asm.LoadMem(asm.R0, asm.R6, -4, asm.Word),
+			asm.Mov.Reg32(asm.R1, asm.R0), asm.Neg.Imm32(asm.R1, 0), asm.Or.Reg32(asm.R1, asm.R0), asm.RSh.Imm32(asm.R1, 31),
+			asm.LSh.Imm(asm.R1, int32(f.slot)), asm.Or.Reg(asm.R9, asm.R1))
 		fb := make(asm.Instructions, len(f.insns))
 		copy(fb, f.insns)
 		fb[0] = mark(fb[0], sym)
