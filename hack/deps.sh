@@ -2,7 +2,7 @@
 # Installs the Debian packages ringtap's build, tests and demo need, if any
 # is missing. Idempotent; does nothing when everything is there.
 set -euo pipefail
-pkgs=(clang llvm libbpf-dev libpcap-dev tcpdump tshark iproute2 ethtool gcc make git qemu-system-x86 busybox-static kmod xz-utils postgresql)
+pkgs=(clang llvm libbpf-dev libpcap-dev tcpdump tshark iproute2 ethtool gcc make git qemu-system-x86 busybox-static kmod xz-utils postgresql chromium)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

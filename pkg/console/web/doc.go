@@ -1,0 +1,45 @@
+// Package web is the console's web page: plain HTML, CSS and JavaScript
+// modules embedded in the binary, with no build step and nothing fetched
+// from anywhere but the console itself.
+//
+// Handler serves it. The console mounts it at / on the admin listener, next
+// to the admin API under /api/v1/, so the page and the API share one origin.
+//
+// # What the page does
+//
+//   - It asks for the admin token once, checks it with GET /api/v1/devices,
+//     and keeps it for the tab. "Sign out" forgets it; any 401 from the API
+//     forgets it too and brings the prompt back with the console's sentence.
+//   - Devices: every sensor's state (online, stale, revoked), captures
+//     running against configured, drops in the last heartbeat, the time since
+//     it, agent version, certificate expiry, and a badge for devices that
+//     share a machine id. It refreshes every 5 s, in place: rows are updated
+//     cell by cell, so nothing flickers and focus and selection survive.
+//   - A device (#/devices/ID): its facts (interfaces, certificate, applied
+//     generation, errors the agent reports) and its captures with the state
+//     and counters of the last heartbeat. Add, edit and delete PUT the whole
+//     list with If-Match: the generation read. A 422's messages
+//     ("captures[0].filter: ...") appear under the field they name; a 409
+//     offers to reload and keeps the edit in the form. Revoke asks first.
+//   - Install keys: a dialog creates one (expiry, note) and shows the
+//     console's enrollment command with a copy button.
+//   - An API error is shown as one sentence in a banner.
+//
+// # Security
+//
+//   - The admin token lives only in sessionStorage: not in localStorage, a
+//     cookie or the URL. It ends with the tab, and is sent only as an
+//     Authorization header to this origin (fetch with credentials "omit").
+//     There are no cookies, so there is nothing for another site to ride on
+//     (no CSRF).
+//   - Every response carries ContentSecurityPolicy: scripts, styles, images
+//     and fetches from this origin only; no inline script or style, no eval,
+//     no plugins, no framing (also X-Frame-Options: DENY), no <base>
+//     rewriting. Referrer-Policy: no-referrer keeps addresses in.
+//   - Nothing the console or an agent reports becomes markup: the page
+//     builds its DOM with textContent, never innerHTML. The tests check the
+//     sources for inline scripts, string-built HTML and third-party URLs.
+//   - Assets are served under /assets/VERSION/, VERSION derived from their
+//     content, and cached as immutable; index.html is revalidated on every
+//     load, so a new console build is picked up at once.
+package web

@@ -1,0 +1,157 @@
+// The console's page: sign-in, the shell (top bar, banner, routing by the
+// URL's fragment) and the refresh loop that keeps the current view live.
+
+import { call, token, setToken, clearToken, onUnauthorized } from "./api.js";
+import { initBanner, showBanner, clearBanner } from "./banner.js";
+import { devicesView } from "./devices.js";
+import { deviceView } from "./device.js";
+import { initKeyDialog, openKeyDialog } from "./key_dialog.js";
+import { initCaptureDialog } from "./capture_dialog.js";
+import { ago } from "./format.js";
+import { setText } from "./dom.js";
+
+const refreshEvery = 5000;
+
+let view = null; // the mounted view: {refresh(): Promise, destroy()}
+let timer = 0;
+let lastOK = 0;
+let failing = false;
+
+function $(id) {
+  return document.getElementById(id);
+}
+
+function showSignin(message = "") {
+  stopRefresh();
+  if (view) view.destroy();
+  view = null;
+  for (const d of document.querySelectorAll("dialog[open]")) d.close();
+  clearBanner();
+  $("view").replaceChildren();
+  $("shell").hidden = true;
+  $("signin").hidden = false;
+  $("signin-error").textContent = message;
+  $("signin-token").value = "";
+  $("signin-token").setAttribute("aria-invalid", message ? "true" : "false");
+  $("signin-token").focus();
+}
+
+function showShell() {
+  $("signin").hidden = true;
+  $("shell").hidden = false;
+  route();
+}
+
+async function signin(e) {
+  e.preventDefault();
+  const t = $("signin-token").value.trim();
+  const err = $("signin-error");
+  if (!t) {
+    err.textContent = "Paste the admin token first.";
+    $("signin-token").focus();
+    return;
+  }
+  const btn = $("signin-submit");
+  btn.disabled = true;
+  err.textContent = "";
+  try {
+    await call("GET", "devices", { tokenOverride: t });
+    setToken(t);
+    showShell();
+  } catch (ex) {
+    err.textContent = ex.status === 401
+      ? "The console did not accept this token: check that you pasted all of it."
+      : ex.message;
+    $("signin-token").setAttribute("aria-invalid", "true");
+    $("signin-token").select();
+  } finally {
+    btn.disabled = false;
+  }
+}
+
+function signout() {
+  clearToken();
+  showSignin("");
+  $("signin-error").textContent = "Signed out. The token is gone from this tab.";
+  $("signin-error").classList.add("ok");
+}
+
+// route mounts the view the fragment names: #/ for the devices, #/devices/ID
+// for one device.
+function route() {
+  if (!token()) return showSignin();
+  stopRefresh();
+  if (view) view.destroy();
+  clearBanner();
+  const root = $("view");
+  root.replaceChildren();
+  const m = /^#\/devices\/([^/]+)$/.exec(location.hash);
+  $("nav-devices").toggleAttribute("aria-current", !m);
+  if (m) {
+    view = deviceView(root, decodeURIComponent(m[1]));
+  } else {
+    view = devicesView(root);
+    document.title = "Devices · ringtap console";
+  }
+  refreshNow();
+}
+
+// refreshNow refreshes the view and schedules the next refresh; one runs
+// at a time, and none while the tab is hidden.
+async function refreshNow() {
+  stopRefresh();
+  const v = view;
+  if (!v) return;
+  if (!document.hidden) {
+    try {
+      await v.refresh();
+      lastOK = Date.now();
+      if (failing) clearBanner("refresh");
+      failing = false;
+    } catch (ex) {
+      if (v !== view || ex.status === 401) return;
+      failing = true;
+      showBanner(`${ex.message} Retrying every ${refreshEvery / 1000} s.`, { source: "refresh" });
+    }
+    tick();
+  }
+  if (v === view) timer = setTimeout(refreshNow, refreshEvery);
+}
+
+function stopRefresh() {
+  clearTimeout(timer);
+  timer = 0;
+}
+
+// tick updates every "12 s ago" on the page.
+function tick() {
+  for (const el of document.querySelectorAll("[data-ago]")) setText(el, ago(el.dataset.ago));
+  const s = $("refresh-state");
+  if (!view || !lastOK) setText(s, "");
+  else if (failing) setText(s, "Console unreachable");
+  else setText(s, `Live · updated ${ago(new Date(lastOK).toISOString())}`);
+  s.classList.toggle("bad", failing);
+}
+
+function start() {
+  initBanner();
+  initKeyDialog();
+  initCaptureDialog();
+  $("signin-form").addEventListener("submit", signin);
+  $("signin-token").addEventListener("input", () => {
+    $("signin-error").textContent = "";
+    $("signin-error").classList.remove("ok");
+  });
+  $("signout").addEventListener("click", signout);
+  $("new-key").addEventListener("click", () => openKeyDialog());
+  onUnauthorized((msg) => showSignin(msg));
+  window.addEventListener("hashchange", route);
+  document.addEventListener("visibilitychange", () => {
+    if (!document.hidden && view) refreshNow();
+  });
+  setInterval(tick, 1000);
+  if (token()) showShell();
+  else showSignin();
+}
+
+start();

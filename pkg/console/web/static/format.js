@@ -1,0 +1,100 @@
+// Formatting of times, counts and the console's validation messages.
+
+// parseTime is a Date, or null for a missing time or Go's zero time.
+export function parseTime(s) {
+  if (!s) return null;
+  const d = new Date(s);
+  if (Number.isNaN(d.getTime()) || d.getUTCFullYear() < 2000) return null;
+  return d;
+}
+
+// ago is "12 s ago", "4 min ago", "3 h ago", "2 d ago", or "never".
+export function ago(s, now = Date.now()) {
+  const d = parseTime(s);
+  if (!d) return "never";
+  const sec = Math.max(0, Math.round((now - d.getTime()) / 1000));
+  if (sec < 90) return `${sec} s ago`;
+  const min = Math.round(sec / 60);
+  if (min < 90) return `${min} min ago`;
+  const hr = Math.round(min / 60);
+  if (hr < 36) return `${hr} h ago`;
+  return `${Math.round(hr / 24)} d ago`;
+}
+
+// until is "in 41 d", "in 5 h", or "expired 2 d ago".
+export function until(s, now = Date.now()) {
+  const d = parseTime(s);
+  if (!d) return "unknown";
+  const sec = Math.round((d.getTime() - now) / 1000);
+  const span = (x) => {
+    if (x < 90) return `${x} s`;
+    if (x < 90 * 60) return `${Math.round(x / 60)} min`;
+    if (x < 36 * 3600) return `${Math.round(x / 3600)} h`;
+    return `${Math.round(x / 86400)} d`;
+  };
+  return sec >= 0 ? `in ${span(sec)}` : `expired ${span(-sec)} ago`;
+}
+
+// dateTime is a local, unambiguous "2025-06-01 14:03:07" for titles.
+export function dateTime(s) {
+  const d = parseTime(s);
+  if (!d) return "";
+  const p = (n) => String(n).padStart(2, "0");
+  return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())} ` +
+    `${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}`;
+}
+
+const exact = new Intl.NumberFormat("en-US");
+
+// count is a counter as people read it at a glance: 987, 12.3k, 4.56M.
+export function count(n) {
+  if (n === null || n === undefined || Number.isNaN(Number(n))) return "–";
+  n = Number(n);
+  if (n < 10000) return exact.format(n);
+  const units = [["T", 1e12], ["G", 1e9], ["M", 1e6], ["k", 1e3]];
+  for (const [u, v] of units) {
+    if (n >= v) {
+      const x = n / v;
+      return (x >= 100 ? x.toFixed(0) : x >= 10 ? x.toFixed(1) : x.toFixed(2)) + u;
+    }
+  }
+  return exact.format(n);
+}
+
+// exactCount is the full number with separators, for titles.
+export function exactCount(n) {
+  if (n === null || n === undefined) return "";
+  return exact.format(Number(n));
+}
+
+// captureDrops sums what one capture's status lost: frames the ring had no
+// room for and packets not written to files. A status that names a
+// "dropped" total is taken as it is.
+export function captureDrops(c) {
+  if (!c) return null;
+  if (typeof c.dropped === "number") return c.dropped;
+  return (c.ring_drops || 0) + (c.write_drops || 0);
+}
+
+// parseValidation splits the console's validation messages,
+// "captures[0].filter: compile filter ...", into {index, field, message};
+// a message that names no capture has index -1. A "file:line:col: " prefix
+// is dropped: the line numbers are of the console's own rendering.
+export function parseValidation(messages) {
+  const out = [];
+  for (const m of messages || []) {
+    const s = String(m);
+    const match = /captures\[(\d+)\]\.?([A-Za-z0-9_.]*):\s*([\s\S]*)$/.exec(s);
+    if (match) {
+      out.push({ index: Number(match[1]), field: match[2], message: match[3] });
+    } else {
+      out.push({ index: -1, field: "", message: s.replace(/^[^\s:]+:\d+:\d+:\s*/, "") });
+    }
+  }
+  return out;
+}
+
+// plural is "1 capture", "3 captures".
+export function plural(n, one, many = one + "s") {
+  return `${n} ${n === 1 ? one : many}`;
+}
