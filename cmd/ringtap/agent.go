@@ -7,27 +7,39 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/ringtap/ringtap/pkg/agent"
 	"github.com/ringtap/ringtap/pkg/agent/config"
+	"github.com/ringtap/ringtap/pkg/agent/desired"
 	"github.com/ringtap/ringtap/pkg/capture"
-	"github.com/ringtap/ringtap/pkg/filter"
+	"github.com/ringtap/ringtap/pkg/certmgr"
 	"github.com/ringtap/ringtap/pkg/linkwatch"
 	"github.com/ringtap/ringtap/pkg/pcapmgr"
+	"github.com/ringtap/ringtap/pkg/poller"
 )
 
-const agentUsage = `usage: ringtap agent --config FILE [--check] [--log-level LEVEL] [--netns PATH]
+const agentUsage = `usage: ringtap agent [--config FILE] [--state DIR] [--check] [--log-level LEVEL] [--netns PATH]
+       ringtap agent enroll --console URL --key KEY --ca-fingerprint SHA256 [--state DIR]
 
 Runs the captures of FILE until SIGINT or SIGTERM (a second one stops at
 once). SIGHUP re-reads FILE and applies only the difference; a file with
 any error changes nothing.
+
+Once enrolled with a console (DIR holds the enrollment), the captures come
+from the console and those of FILE are ignored; FILE is optional and gives
+the agent-wide settings (http, rings, export, stop_timeout, ...). The last
+config applied is kept in DIR: a restart without the console runs it.
 `
 
 // runAgent is `ringtap agent`.
 func runAgent(args []string, stdout, stderr io.Writer) error {
+	if len(args) > 0 && args[0] == "enroll" {
+		return runEnroll(args[1:], stdout, stderr)
+	}
 	fs := flag.NewFlagSet("agent", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() { fmt.Fprint(stderr, agentUsage); fs.PrintDefaults() }
@@ -35,6 +47,7 @@ func runAgent(args []string, stdout, stderr io.Writer) error {
 	check := fs.Bool("check", false, "validate the configuration and exit")
 	level := fs.String("log-level", "info", "debug, info, warn or error")
 	netns := fs.String("netns", "", "capture the interfaces of this network namespace (e.g. /run/netns/x); default the agent's own")
+	stateDir := fs.String("state", certmgr.DefaultStateDir, "the state directory of `ringtap agent enroll`; when it holds an enrollment the captures come from the console")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
@@ -49,6 +62,15 @@ func runAgent(args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("%w: --log-level %q: use debug, info, warn or error", errUsage, *level)
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: lv}))
+	explicit := false
+	fs.Visit(func(f *flag.Flag) { explicit = explicit || f.Name == "config" })
+	enrolled, err := enrollment(*stateDir, log)
+	if err != nil {
+		return err
+	}
+	if enrolled != nil {
+		return serveEnrolled(agentRun{path: *path, explicit: explicit, netns: *netns, stateDir: *stateDir, check: *check, log: log, stdout: stdout}, enrolled)
+	}
 	cfg, err := loadAgentConfig(*path)
 	if err != nil {
 		return err
@@ -86,38 +108,7 @@ func loadAgentConfig(path string) (*config.Config, error) {
 // desiredCaptures turns the configuration into the pcap manager's desired
 // set.
 func desiredCaptures(cfg *config.Config) ([]pcapmgr.Desired, error) {
-	var out []pcapmgr.Desired
-	for _, c := range cfg.Captures {
-		var f *capture.Filter
-		if c.Filter != "" {
-			var err error
-			if f, err = filter.ForCapture(c.Filter); err != nil {
-				return nil, fmt.Errorf("capture %s: filter: %w", c.Name, err)
-			}
-		}
-		sopts, err := c.StorageOptions()
-		if err != nil {
-			return nil, fmt.Errorf("capture %s: %w", c.Name, err)
-		}
-		sopts.Application = "ringtap " + version
-		d := pcapmgr.Desired{
-			Name: c.Name, Interface: c.Interface, Storage: sopts,
-			Spec: capture.Spec{Hook: c.Hook, Direction: c.Direction, SnapLen: c.SnapLen, Filter: f, MonitorPort: c.MonitorPort},
-		}
-		key := c
-		key.Line = 0
-		d.Key = fmt.Sprintf("%+v", key)
-		if c.Output.Export.URL != "" {
-			xc, err := cfg.Export.ExportConfig(c.Output.Export.URL, c.Output.Export.DeleteAfterUpload, c.Name)
-			if err != nil {
-				return nil, fmt.Errorf("capture %s: %w", c.Name, err)
-			}
-			d.Export, d.UploadGrace = &xc, cfg.Export.UploadGrace
-			d.Key += fmt.Sprintf("|%+v", *cfg.Export)
-		}
-		out = append(out, d)
-	}
-	return out, nil
+	return desired.Captures(cfg, "ringtap "+version)
 }
 
 func serveAgent(path string, cfg *config.Config, netns string, log *slog.Logger) error {
@@ -221,4 +212,173 @@ func formatBytes(n int64) string {
 		exp++
 	}
 	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}
+
+// enrollment returns the certificate manager of the enrollment in
+// stateDir, nil when the agent is not enrolled.
+func enrollment(stateDir string, log *slog.Logger) (*certmgr.Manager, error) {
+	m, err := certmgr.New(stateDir, certmgr.Options{Logger: log})
+	switch {
+	case errors.Is(err, certmgr.ErrNotEnrolled):
+		return nil, nil
+	case errors.Is(err, os.ErrPermission):
+		return nil, fmt.Errorf("%w: cannot read the state directory %s: run the agent as root or give --state a directory it can read", errUsage, stateDir)
+	case err != nil:
+		return nil, fmt.Errorf("%w: state directory %s: %w", errUsage, stateDir, err)
+	}
+	return m, nil
+}
+
+// agentRun is the command line of an enrolled `ringtap agent`.
+type agentRun struct {
+	path     string // --config
+	explicit bool   // --config was given
+	netns    string
+	stateDir string
+	check    bool
+	log      *slog.Logger
+	stdout   io.Writer
+}
+
+// loadLocalConfig reads the local file of an enrolled agent: optional
+// unless named with --config, its captures allowed to be missing (they
+// come from the console). It returns the file's bytes (nil without a
+// file) and the checked config.
+func loadLocalConfig(r agentRun) ([]byte, *config.Config, error) {
+	data, err := os.ReadFile(r.path)
+	if errors.Is(err, os.ErrNotExist) && !r.explicit {
+		data, err = nil, nil
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("read agent config: %w", err)
+	}
+	cpus, cerr := capture.OnlineCPUs()
+	if cerr != nil {
+		cpus = 1
+	}
+	cfg, err := config.Parse(data, r.path, config.WithCPUs(cpus), config.WithoutCaptures())
+	if err == nil {
+		err = cfg.Check()
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	return data, cfg, nil
+}
+
+// serveEnrolled runs an agent enrolled with a console: the certificate
+// manager and the poller join the tree, and the console's config replaces
+// the local file's captures.
+func serveEnrolled(r agentRun, certs *certmgr.Manager) error {
+	log := r.log
+	base, cfg, err := loadLocalConfig(r)
+	if err != nil {
+		return err
+	}
+	if r.check {
+		fmt.Fprintf(r.stdout, "%s: ok: enrolled with %s as device %s: the console's captures replace the file's %d\n",
+			r.path, certs.ConsoleURL(), certs.DeviceID(), len(cfg.Captures))
+		return nil
+	}
+	if len(cfg.Captures) > 0 {
+		log.Warn("enrolled with a console: its config replaces the captures of the local file, which are not run",
+			"config", r.path, "ignored_captures", len(cfg.Captures), "console", certs.ConsoleURL())
+	}
+	started := time.Now()
+	engine, err := capture.NewEngine(capture.EngineOptions{RingSize: cfg.Rings.Size, NetNS: r.netns, Logger: log})
+	if err != nil {
+		return err
+	}
+	links := linkwatch.New(linkwatch.Options{NetNS: r.netns, Logger: log})
+	mgr := pcapmgr.New(pcapmgr.Options{Engine: engine, Links: links, Logger: log})
+	cpus, cerr := capture.OnlineCPUs()
+	if cerr != nil {
+		cpus = 1
+	}
+	host, _ := os.Hostname()
+	poll, err := poller.New(poller.Options{
+		ConsoleURL: certs.ConsoleURL(), TLSConfig: certs.TLSConfig(), StateDir: r.stateDir,
+		Manager: mgr, Base: base, BaseSource: r.path, ConfigOptions: []config.Option{config.WithCPUs(cpus)},
+		Application: "ringtap " + version,
+		Interfaces: func() []string {
+			var names []string
+			for name := range links.Links() {
+				names = append(names, name)
+			}
+			return names
+		},
+		Certificate: func() poller.CertificateStatus {
+			s := certs.Status()
+			return poller.CertificateStatus{NotAfter: s.NotAfter, NeedsReenroll: s.NeedsReenroll, Reason: s.Reason}
+		},
+		Hostname: host, MachineID: machineID(), AgentVersion: version, Logger: log,
+	})
+	if err != nil {
+		engine.Close()
+		return err
+	}
+	// Exporters get their upload grace after the captures stopped.
+	stopTimeout := cfg.StopTimeout
+	if cfg.Export != nil {
+		stopTimeout += cfg.Export.UploadGrace
+	}
+	tree := agent.NewTree(agent.TreeOptions{Logger: log, StopTimeout: stopTimeout})
+	tree.Add("linkwatch", links)
+	tree.Add("pcapmgr", mgr)
+	tree.Add("certmgr", certs)
+	tree.Add("poller", poll)
+	tree.Add("http", agent.NewHTTPServer(agent.HTTPOptions{
+		Listen: cfg.HTTP.Listen, Pprof: cfg.HTTP.Pprof, Tree: tree, Status: mgr, Logger: log,
+		ExtraMetrics: []func(io.Writer){mgr.WriteMetrics, certs.WriteMetrics},
+		ExtraReady:   []func() (bool, string){certs.Ready},
+		ExtraStatus: map[string]func() any{
+			"certificate": func() any { return certs.Status() },
+			"console":     func() any { return poll.Status() },
+		},
+		Version: version, StartedAt: started,
+	}))
+
+	var mu sync.Mutex // the running local file, replaced by reloads
+	running := cfg
+	reload := func(ctx context.Context) error {
+		data, next, err := loadLocalConfig(r)
+		if err == nil {
+			err = reloadable(running, next)
+		}
+		if err == nil {
+			err = poll.Reload(ctx, data, r.path)
+		}
+		if err != nil {
+			log.Error("reload rejected: the running captures are unchanged", "config", r.path, "error", strings.ReplaceAll(err.Error(), "\n", "; "))
+			return err
+		}
+		mu.Lock()
+		running = next
+		mu.Unlock()
+		log.Info("reloaded the local config; the captures are the console's", "config", r.path)
+		return nil
+	}
+	log.Info("agent starting", "version", version, "console", certs.ConsoleURL(), "device_id", certs.DeviceID(),
+		"state", r.stateDir, "config", r.path, "http", cfg.HTTP.Listen)
+	var hook []string
+	if cfg.ShutdownHook != "" {
+		hook = []string{cfg.ShutdownHook}
+	}
+	clean, err := agent.RunMain(context.Background(), tree, agent.MainOptions{
+		Logger: log, Reload: reload, ShutdownHook: hook, ShutdownHookTimeout: cfg.ShutdownHookTimeout,
+	})
+	if errors.Is(err, agent.ErrHardStop) {
+		return fmt.Errorf("agent: %w", err)
+	}
+	if cerr := engine.Close(); cerr != nil {
+		log.Error("release interfaces", "error", cerr)
+		clean = false
+	}
+	if err != nil {
+		return fmt.Errorf("agent: %w", err)
+	}
+	if !clean {
+		return errors.New("agent: shutdown was not clean (see the log)")
+	}
+	return nil
 }
