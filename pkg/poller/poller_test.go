@@ -482,6 +482,7 @@ func TestGarbageIgnored(t *testing.T) {
 		{name: "unknown key", gen: 5, caps: `[{"name":"web","interface":"eth0","output":{"dir":"/tmp/x"},"rm_rf":true}]`, want: "rm_rf"},
 		{name: "relative dir", gen: 5, caps: `[{"name":"web","interface":"eth0","output":{"dir":"x"}}]`, want: "captures[0].output.dir"},
 		{name: "duplicate names", gen: 5, caps: captureJSON(out, "web:", "web:"), want: "captures[1].name"},
+		{name: "postrotate from the console", gen: 5, caps: `[{"name":"web","interface":"eth0","output":{"dir":"` + out + `/pr","postrotate":"/bin/true"}}]`, want: "cannot run commands on the sensor"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			fc := newFakeConsole(t)
