@@ -1,7 +1,8 @@
 // Command ringtap captures packets with eBPF into pcapng/pcap files.
 //
 //	ringtap capture -i IFACE [flags] [EXPRESSION]
-//	ringtap agent --config FILE [--check]
+//	ringtap agent [--config FILE] [--state DIR] [--check]
+//	ringtap agent enroll --console URL --key KEY --ca-fingerprint SHA256 [--state DIR]
 //	ringtap filter explain EXPRESSION
 //	ringtap filter test -r FILE [-w OUT] EXPRESSION
 //	ringtap recover DIR
@@ -38,7 +39,8 @@ const usage = `usage: ringtap <command> [flags]
 
 commands:
   capture   capture packets into a pcapng or pcap file (a demo when no -i is given)
-  agent     run the captures of a configuration file as a service
+  agent     run captures as a service, from a configuration file or an enrolled console
+            (ringtap agent enroll --console URL --key KEY --ca-fingerprint SHA256)
   filter    explain or test a tcpdump filter expression
   recover   finish the torn files a crashed capture left in a directory
   version   print the version
