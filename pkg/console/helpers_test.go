@@ -17,6 +17,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -91,6 +92,8 @@ type testConsole struct {
 	clock *clock
 	token string
 	admin *http.Client
+	// stop stops the server and waits for Run; t's cleanup calls it too.
+	stop func()
 }
 
 // mustCA creates a CA in a temporary directory.
@@ -129,12 +132,16 @@ func mustConsole(t *testing.T, st store.Store, ca *pki.CA) *testConsole {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- srv.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	})
+	var once sync.Once
+	c.stop = func() {
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("Run: %v", err)
+			}
+		})
+	}
+	t.Cleanup(c.stop)
 	c.admin = &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
 		TLSClientConfig: &tls.Config{RootCAs: ca.Pool(), MinVersion: tls.VersionTLS13},
 	}}
