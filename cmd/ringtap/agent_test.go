@@ -1332,6 +1332,22 @@ func TestAgentSIGTERMUnderLoad(t *testing.T) {
 				t.Errorf("live sender: %v", liveErr)
 			}
 			if sig == syscall.SIGKILL {
+				clsact := false
+				for _, c := range last.Captures {
+					clsact = clsact || c.Hook == "tc-clsact"
+				}
+				if clsact {
+					// Before TCX (6.6) clsact filters outlive their
+					// process, as documented: exactly the dead agent's
+					// are left, and the next agent to attach there
+					// removes them.
+					mustITOnlyStaleClsact(t, pair, a.cmd.Process.Pid)
+					b := mustITStartAgent(t, cfgPath, listen, pair.B.NSPath, true)
+					b.mustWaitAllRunning(t, len(caps))
+					if err := b.mustStop(t, syscall.SIGTERM, stopTimeout+10*time.Second); err != nil {
+						t.Fatalf("the agent after the killed one: %v", err)
+					}
+				}
 				mustITNothingAttached(t, pair, pass, xb)
 				mustITNoNewRTObjects(t, rtBefore)
 				return
@@ -1590,5 +1606,23 @@ func skipInKernelMatrix(t *testing.T, why string) {
 	t.Helper()
 	if os.Getenv("RINGTAP_KERNEL_MATRIX") != "" {
 		t.Skipf("kernel matrix: %s; make test runs it on the host", why)
+	}
+}
+
+// mustITOnlyStaleClsact checks that what a SIGKILLed agent left on the
+// pair's interface is only clsact filters named after its pid.
+func mustITOnlyStaleClsact(t *testing.T, pair *testbed.Pair, pid int) {
+	t.Helper()
+	name := fmt.Sprintf("ringtap:%d", pid)
+	for _, dir := range []string{"ingress", "egress"} {
+		out, err := exec.Command("tc", "-n", pair.B.NSName, "filter", "show", "dev", pair.B.Link, dir).CombinedOutput()
+		if err != nil {
+			t.Fatalf("tc filter show %s: %v\n%s", dir, err, out)
+		}
+		for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+			if strings.Contains(line, " bpf ") && strings.Contains(line, "handle") && !strings.Contains(line, name) {
+				t.Errorf("after SIGKILL, %s holds a filter that is not the killed agent's (%s): %s", dir, name, line)
+			}
+		}
 	}
 }
