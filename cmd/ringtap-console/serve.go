@@ -14,6 +14,7 @@ import (
 	"github.com/ringtap/ringtap/pkg/console"
 	"github.com/ringtap/ringtap/pkg/console/pki"
 	"github.com/ringtap/ringtap/pkg/console/store"
+	"github.com/ringtap/ringtap/pkg/console/web"
 	"github.com/ringtap/ringtap/pkg/signals"
 )
 
@@ -89,6 +90,7 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	srv, err := console.New(console.Config{
 		Store: st, CA: ca, DataDir: *dir, Hosts: hostList,
 		AgentListen: *agentListen, AdminListen: *adminListen, AgentURL: *agentURL,
+		Web:    web.Handler(),
 		Logger: log,
 	})
 	if err != nil {

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"crypto/tls"
 	"encoding/json"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -15,6 +16,7 @@ import (
 	"time"
 
 	"github.com/ringtap/ringtap/pkg/console/pki"
+	"github.com/ringtap/ringtap/pkg/console/web"
 )
 
 // TestMain runs the command itself when the test binary is started as
@@ -89,6 +91,17 @@ func TestServe(t *testing.T) {
 	}
 	if want := "--console " + agentURL + " --key " + k.Key + " --ca-fingerprint " + ir.CAFingerprint; !strings.Contains(k.EnrollCommand, want) {
 		t.Errorf("enroll_command %q, want it to contain %q", k.EnrollCommand, want)
+	}
+
+	// The web page is built in.
+	resp, err = client.Get(adminURL + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Security-Policy") != web.ContentSecurityPolicy || strings.Contains(string(page), "not built into this binary") {
+		t.Errorf("GET /: %d, CSP %q: want the embedded web page", resp.StatusCode, resp.Header.Get("Content-Security-Policy"))
 	}
 
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {

@@ -58,8 +58,10 @@ type Config struct {
 	// ClientValidity is the validity of device certificates
 	// (pki.DefaultClientValidity when 0).
 	ClientValidity time.Duration
-	// Web serves the admin listener's paths outside /api/ (the web page);
-	// nil serves a page that says the web UI is not built in.
+	// Web serves the admin listener's paths outside /api/: the web page,
+	// web.Handler() in the binary (package web imports this one in its
+	// tests, so the page is plugged in here rather than imported). Nil
+	// serves a page that says the web UI is not built in.
 	Web http.Handler
 	// Logger is slog.Default() when nil; Now is time.Now when nil.
 	Logger *slog.Logger
