@@ -316,6 +316,7 @@ func (a *ceAgent) mustWaitRunning(t *testing.T, name string, gen int64, within t
 // config it persisted, and applies nothing twice when the console is back.
 func TestConsoleEndToEnd(t *testing.T) {
 	testbedtest.RequirePrivileged(t)
+	skipInKernelMatrix(t, "console and enrollment do not depend on the kernel (and building ringtap-console under emulation takes minutes); the capture path is tested on every kernel by the other tests")
 	if _, err := exec.LookPath("capinfos"); err != nil {
 		testbedtest.SkipOrFail(t, "capinfos not found: install wireshark-common")
 	}

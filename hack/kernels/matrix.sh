@@ -69,11 +69,13 @@ matrix=(
 #     repeat what the differential tests check, and run on the host.
 #   TestCorpusTshark, TestCorpusDeterministic (10 s): frame building and
 #     tshark, no kernel involved.
-#   TestAgentChurn, TestAgentComponentRestart, TestAgentBadConfig skip
+#   TestAgentChurn, TestAgentComponentRestart, TestAgentBadConfig and
+#     TestConsoleEndToEnd (which builds ringtap-console) skip
 #     themselves here (RINGTAP_KERNEL_MATRIX, set by guest-tests): the
 #     first re-verifies hundreds of programs (minutes under TCG) and the
 #     pkg/capture engine tests check its kernel side; the others check no
-#     kernel feature.
+#     kernel feature. TestEngineSharedTC/clsact skips where the kernel has
+#     no TCX (the default run used clsact already).
 tests=(
   "ringbuf        -  -"
   "pkg/testbed    -  -"
