@@ -18,7 +18,7 @@ help: ## show the targets
 deps: ## install the Debian packages needed (clang, libpcap-dev, tcpdump, tshark, ...)
 	@[ -n "$(SKIP_DEPS)" ] || { hack/deps.sh && hack/minio.sh; }
 
-build: deps ## build bin/ringtap and bin/ringtap-bench
+build: deps ## build bin/ringtap, bin/ringtap-console and bin/ringtap-bench
 	$(GO) build -ldflags '$(LDFLAGS)' -o bin/ringtap ./cmd/ringtap
 	$(GO) build -ldflags '$(LDFLAGS)' -o bin/ringtap-bench ./cmd/ringtap-bench
 	$(GO) build -ldflags '$(LDFLAGS)' -o bin/ringtap-console ./cmd/ringtap-console
