@@ -146,4 +146,3 @@ func mustSeedDevice(t *testing.T, st store.Store) string {
 	}
 	return id
 }
-
