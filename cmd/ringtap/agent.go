@@ -164,29 +164,7 @@ func serveAgent(path string, cfg *config.Config, netns string, log *slog.Logger)
 		return mgr.Apply(ctx, d)
 	}
 	log.Info("agent starting", "version", version, "config", path, "captures", len(cfg.Captures), "http", cfg.HTTP.Listen)
-	var hook []string
-	if cfg.ShutdownHook != "" {
-		hook = []string{cfg.ShutdownHook}
-	}
-	clean, err := agent.RunMain(context.Background(), tree, agent.MainOptions{
-		Logger: log, Reload: reload, ShutdownHook: hook, ShutdownHookTimeout: cfg.ShutdownHookTimeout,
-	})
-	if errors.Is(err, agent.ErrHardStop) {
-		// At once: the kernel detaches the bpf_links when the process
-		// exits (clsact filters are removed by the next start).
-		return fmt.Errorf("agent: %w", err)
-	}
-	if cerr := engine.Close(); cerr != nil {
-		log.Error("release interfaces", "error", cerr)
-		clean = false
-	}
-	if err != nil {
-		return fmt.Errorf("agent: %w", err)
-	}
-	if !clean {
-		return errors.New("agent: shutdown was not clean (see the log)")
-	}
-	return nil
+	return runTree(tree, engine, cfg, reload, log)
 }
 
 // reloadable refuses the changes a running agent cannot apply.
@@ -360,6 +338,13 @@ func serveEnrolled(r agentRun, certs *certmgr.Manager) error {
 	}
 	log.Info("agent starting", "version", version, "console", certs.ConsoleURL(), "device_id", certs.DeviceID(),
 		"state", r.stateDir, "config", r.path, "http", cfg.HTTP.Listen)
+	return runTree(tree, engine, cfg, reload, log)
+}
+
+// runTree runs the agent's tree under the two-step stop, runs the shutdown
+// hook and releases the interfaces; the error says whether the shutdown
+// was clean.
+func runTree(tree *agent.Tree, engine *capture.Engine, cfg *config.Config, reload func(context.Context) error, log *slog.Logger) error {
 	var hook []string
 	if cfg.ShutdownHook != "" {
 		hook = []string{cfg.ShutdownHook}
@@ -368,6 +353,8 @@ func serveEnrolled(r agentRun, certs *certmgr.Manager) error {
 		Logger: log, Reload: reload, ShutdownHook: hook, ShutdownHookTimeout: cfg.ShutdownHookTimeout,
 	})
 	if errors.Is(err, agent.ErrHardStop) {
+		// At once: the kernel detaches the bpf_links when the process
+		// exits (clsact filters are removed by the next start).
 		return fmt.Errorf("agent: %w", err)
 	}
 	if cerr := engine.Close(); cerr != nil {

@@ -15,6 +15,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/ringtap/ringtap/pkg/atomicfile"
 	"github.com/ringtap/ringtap/pkg/console/pki"
 )
 
@@ -408,7 +409,7 @@ func (m *Manager) renew(ctx context.Context) error {
 		return fmt.Errorf("renew: %w: the certificate names device %q, not %q", ErrBadResponse, id, cur.deviceID)
 	}
 	path := filepath.Join(m.dir, CertFile)
-	if err := writeFileAtomic(path, pki.EncodeCertPEM(cert), 0o600); err != nil {
+	if err := atomicfile.Write(path, pki.EncodeCertPEM(cert), 0o600); err != nil {
 		return fmt.Errorf("renew: %w", err)
 	}
 	next := *cur

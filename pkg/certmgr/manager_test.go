@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ringtap/ringtap/pkg/atomicfile"
 	"github.com/ringtap/ringtap/pkg/console/pki"
 )
 
@@ -147,7 +148,7 @@ func mustExpire(t *testing.T, fc *fakeConsole, dir string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := writeFileAtomic(filepath.Join(dir, CertFile), pki.EncodeCertPEM(old), 0o600); err != nil {
+	if err := atomicfile.Write(filepath.Join(dir, CertFile), pki.EncodeCertPEM(old), 0o600); err != nil {
 		t.Fatal(err)
 	}
 }

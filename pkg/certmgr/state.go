@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/ringtap/ringtap/pkg/atomicfile"
 	"github.com/ringtap/ringtap/pkg/console/pki"
 )
 
@@ -120,7 +121,7 @@ func loadState(dir string) (*state, error) {
 		if err := os.Rename(filepath.Join(dir, PendingKeyFile), filepath.Join(dir, KeyFile)); err != nil {
 			return nil, fmt.Errorf("state: finish enrollment: %w", err)
 		}
-		if err := syncDir(dir); err != nil {
+		if err := atomicfile.SyncDir(dir); err != nil {
 			return nil, err
 		}
 		st.key = pending
@@ -176,7 +177,7 @@ func pendingKey(dir string) (*ecdsa.PrivateKey, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := writeFileAtomic(path, keyPEM, 0o600); err != nil {
+	if err := atomicfile.Write(path, keyPEM, 0o600); err != nil {
 		return nil, err
 	}
 	return k, nil
@@ -199,21 +200,21 @@ func newCSR(key *ecdsa.PrivateKey, commonName string) (string, error) {
 // with ErrBadState while the pending key is kept for a retry, or the new
 // enrollment (loadState finishes the rename).
 func commitEnrollment(dir string, info consoleInfo, ca, cert *x509.Certificate) error {
-	if err := writeFileAtomic(filepath.Join(dir, CAFile), pki.EncodeCertPEM(ca), 0o600); err != nil {
+	if err := atomicfile.Write(filepath.Join(dir, CAFile), pki.EncodeCertPEM(ca), 0o600); err != nil {
 		return err
 	}
 	raw, err := json.MarshalIndent(info, "", "  ")
 	if err != nil {
 		return fmt.Errorf("write %s: %w", ConsoleFile, err)
 	}
-	if err := writeFileAtomic(filepath.Join(dir, ConsoleFile), append(raw, '\n'), 0o600); err != nil {
+	if err := atomicfile.Write(filepath.Join(dir, ConsoleFile), append(raw, '\n'), 0o600); err != nil {
 		return err
 	}
-	if err := writeFileAtomic(filepath.Join(dir, CertFile), pki.EncodeCertPEM(cert), 0o600); err != nil {
+	if err := atomicfile.Write(filepath.Join(dir, CertFile), pki.EncodeCertPEM(cert), 0o600); err != nil {
 		return err
 	}
 	if err := os.Rename(filepath.Join(dir, PendingKeyFile), filepath.Join(dir, KeyFile)); err != nil {
 		return fmt.Errorf("store key: %w", err)
 	}
-	return syncDir(dir)
+	return atomicfile.SyncDir(dir)
 }

@@ -17,6 +17,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/ringtap/ringtap/pkg/atomicfile"
 )
 
 // The CA's files in the console's data directory.
@@ -81,10 +83,10 @@ func Init(dir string) (*CA, error) {
 	// The key first: a crash between the two writes leaves a key without a
 	// certificate, which Load reports, rather than a certificate whose key
 	// is lost.
-	if err := writeFileAtomic(filepath.Join(dir, CAKeyFile), keyPEM, 0o600); err != nil {
+	if err := atomicfile.Write(filepath.Join(dir, CAKeyFile), keyPEM, 0o600); err != nil {
 		return nil, fmt.Errorf("create CA: %w", err)
 	}
-	if err := writeFileAtomic(filepath.Join(dir, CACertFile), EncodeCertPEM(ca.Cert), 0o644); err != nil {
+	if err := atomicfile.Write(filepath.Join(dir, CACertFile), EncodeCertPEM(ca.Cert), 0o644); err != nil {
 		return nil, fmt.Errorf("create CA: %w", err)
 	}
 	return ca, nil

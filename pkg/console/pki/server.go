@@ -15,6 +15,8 @@ import (
 	"slices"
 	"sync"
 	"time"
+
+	"github.com/ringtap/ringtap/pkg/atomicfile"
 )
 
 // DefaultServerValidity is the validity of a console server certificate.
@@ -173,10 +175,10 @@ func (s *ServerCert) reissue(now time.Time) error {
 	chainPEM := append(EncodeCertPEM(leaf), EncodeCertPEM(s.ca.Cert)...)
 	// The key first; until the certificate is renamed over the old one
 	// the files do not match, and the next start reissues.
-	if err := writeFileAtomic(keyPath, keyPEM, 0o600); err != nil {
+	if err := atomicfile.Write(keyPath, keyPEM, 0o600); err != nil {
 		return fmt.Errorf("issue server certificate %s: %w", s.cfg.Name, err)
 	}
-	if err := writeFileAtomic(certPath, chainPEM, 0o644); err != nil {
+	if err := atomicfile.Write(certPath, chainPEM, 0o644); err != nil {
 		return fmt.Errorf("issue server certificate %s: %w", s.cfg.Name, err)
 	}
 	cert := &tls.Certificate{

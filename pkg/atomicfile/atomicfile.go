@@ -1,4 +1,8 @@
-package certmgr
+// Package atomicfile writes small files (keys, certificates, state) so that
+// a crash leaves either the old content or the new one, never a torn file:
+// the data goes to a temporary file in the same directory, is synced, then
+// renamed over the target, and the directory is synced.
+package atomicfile
 
 import (
 	"errors"
@@ -7,11 +11,9 @@ import (
 	"path/filepath"
 )
 
-// writeFileAtomic writes data to path with the given mode: to a temporary
-// file in the same directory, synced, then renamed over path, and the
-// directory synced, so that a crash leaves either the old file or the new
-// one, never a torn one.
-func writeFileAtomic(path string, data []byte, mode os.FileMode) (err error) {
+// Write writes data to path with mode (set before any byte is written, so
+// a secret is never readable by others, not even briefly).
+func Write(path string, data []byte, mode os.FileMode) (err error) {
 	dir := filepath.Dir(path)
 	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
 	if err != nil {
@@ -41,10 +43,11 @@ func writeFileAtomic(path string, data []byte, mode os.FileMode) (err error) {
 	if err := os.Rename(tmp, path); err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
-	return syncDir(dir)
+	return SyncDir(dir)
 }
 
-func syncDir(dir string) error {
+// SyncDir syncs a directory, so that a rename in it is durable.
+func SyncDir(dir string) error {
 	d, err := os.Open(dir)
 	if err != nil {
 		return fmt.Errorf("sync %s: %w", dir, err)
