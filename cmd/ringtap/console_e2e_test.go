@@ -38,6 +38,7 @@ var (
 
 func mustConsoleBin(t *testing.T) string {
 	t.Helper()
+	skipInKernelMatrix(t, "it builds ringtap-console, which takes minutes under emulation; the console does not depend on the kernel")
 	consoleBinOnce.Do(func() {
 		dir := filepath.Dir(binPath) // removed by TestMain
 		consoleBin = filepath.Join(dir, "ringtap-console")
@@ -482,6 +483,7 @@ func TestConsoleEndToEnd(t *testing.T) {
 // TestEnrollErrors: a wrong fingerprint, a refused key and an unreachable
 // console each end enroll with one sentence and a non-zero exit.
 func TestEnrollErrors(t *testing.T) {
+	skipInKernelMatrix(t, "enrollment does not depend on the kernel (and building ringtap-console under emulation takes minutes)")
 	testbedtest.RequirePrivileged(t)
 	pair := testbedtest.MustNewPair(t, testbed.PairConfig{Name: "rten"})
 	tmp := t.TempDir()
