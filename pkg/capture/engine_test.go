@@ -204,7 +204,12 @@ func TestEngineSharedInterface(t *testing.T) {
 func TestEngineChurnKeepsOthersExact(t *testing.T) {
 	testbedtest.RequirePrivileged(t)
 	pair := testbedtest.MustNewPair(t, testbed.PairConfig{})
-	e := mustEngine(t, pair.B)
+	// The ring must outlast the reader's longest stall: on one TCG vCPU
+	// each rebuild's verification starves the reader for up to a second
+	// or more, and at 30 k frames/s of 160-byte records a 4 MiB ring
+	// holds 0.9 s (6.12 dropped 5,699 frames of 462,759 that way). The
+	// drops were counted, not silent, but this test is about the swap.
+	e := mustEngineWith(t, capture.EngineOptions{NetNS: pair.B.NSPath, RingSize: 1 << 25})
 	steadyW, tcW := &memWriter{}, &memWriter{}
 	steady := mustStart(t, e, capture.Spec{Name: "steady", Interfaces: []string{pair.B.Link}, Hook: capture.HookXDP, SnapLen: 128,
 		Filter: mustFilter(t, "udp dst port 1000")}, steadyW)
