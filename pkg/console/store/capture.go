@@ -14,6 +14,10 @@ type DesiredConfig struct {
 	Captures   []Capture `json:"captures"`
 	// UpdatedAt is zero at generation 0.
 	UpdatedAt time.Time `json:"updated_at"`
+	// JobsSeq increases whenever the device's jobs change in a way its
+	// agent must see (a job created for it, a cancel requested); 0 when
+	// it never had a job.
+	JobsSeq int64 `json:"jobs_seq"`
 }
 
 // Capture is one capture of a device's desired config. It mirrors a
