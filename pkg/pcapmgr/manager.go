@@ -76,6 +76,7 @@ type Manager struct {
 	gen     uint64
 	applied uint64            // the last generation reconciled
 	entries map[string]*entry // the reconcile goroutine's; read under mu
+	jobs    map[string]*Job   // running jobs (StartJob), by name
 	kick    chan struct{}
 	running bool
 }
@@ -95,7 +96,7 @@ func New(opts Options) *Manager {
 		opts.Resync = 5 * time.Second
 	}
 	return &Manager{opts: opts, log: opts.Logger, desired: map[string]Desired{}, entries: map[string]*entry{},
-		kick: make(chan struct{}, 1)}
+		jobs: map[string]*Job{}, kick: make(chan struct{}, 1)}
 }
 
 // SetDesired replaces the desired set. The manager applies the difference
@@ -187,7 +188,7 @@ func (m *Manager) Run(ctx context.Context) error {
 		m.reconcile(ctx, full)
 		select {
 		case <-ctx.Done():
-			return m.stopAll()
+			return errors.Join(m.stopJobs(), m.stopAll())
 		case <-m.kick:
 		case <-linkCh:
 		case <-t.C:
