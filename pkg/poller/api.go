@@ -10,7 +10,9 @@ import (
 // The agent API's configuration and heartbeat endpoints, served by the
 // console on its agent listener (mTLS).
 const (
-	// ConfigPath answers a Config: GET ConfigPath?after=GEN&wait=30s.
+	// ConfigPath answers a Config: GET ConfigPath?after=GEN&jobs=SEQ&wait=30s
+	// (jobs= only when the poller has a job runner: without it, the
+	// console does not wait on jobs).
 	ConfigPath = "/api/v1/agent/config"
 	// HeartbeatPath takes a Heartbeat and answers 204.
 	HeartbeatPath = "/api/v1/agent/heartbeat"
@@ -20,11 +22,16 @@ const (
 const MaxResponseSize = 1 << 20
 
 // Config is the console's answer on ConfigPath: the device's desired
-// captures at a generation. Captures is kept as sent: it is checked by
-// the agent's config parser, which names every mistake.
+// captures at a generation, and its capture jobs' runs that have not
+// ended at a jobs sequence number. Captures is kept as sent: it is
+// checked by the agent's config parser, which names every mistake. Jobs
+// is a list of jobapi.AgentJob, read one by one (one the poller cannot
+// read is logged and left out, the others are handed on).
 type Config struct {
 	Generation int64           `json:"generation"`
 	Captures   json.RawMessage `json:"captures"`
+	JobsSeq    int64           `json:"jobs_seq"`
+	Jobs       json.RawMessage `json:"jobs"`
 }
 
 // Heartbeat is the body of POST HeartbeatPath.

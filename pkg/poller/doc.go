@@ -30,6 +30,13 @@
 //     expired (NeedsReenroll) changes nothing else: the last applied config
 //     keeps running, and the problem is in Status, the heartbeat and the
 //     certificate manager's /readyz.
+//   - With a job runner (Options.Jobs), the poll also asks jobs=SEQ, the
+//     jobs sequence number last received: the console answers at once
+//     when the device's capture jobs changed too. Every answer's jobs
+//     (the device's runs that have not ended, jobapi.AgentJob) are
+//     offered to the runner, also when only they changed: an answer whose
+//     generation is not newer but whose jobs_seq is goes to the runner
+//     only, and applies no config.
 //   - Every HeartbeatInterval (10s), and right after each apply, it POSTs
 //     /api/v1/agent/heartbeat: the applied generation, each capture's state
 //     and counters, the interfaces the agent sees, the errors (a rejected

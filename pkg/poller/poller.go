@@ -1,6 +1,7 @@
 package poller
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"encoding/json"
@@ -19,6 +20,7 @@ import (
 	"github.com/ringtap/ringtap/pkg/agent"
 	"github.com/ringtap/ringtap/pkg/agent/config"
 	"github.com/ringtap/ringtap/pkg/agent/desired"
+	"github.com/ringtap/ringtap/pkg/jobapi"
 	"github.com/ringtap/ringtap/pkg/pcapmgr"
 )
 
@@ -26,6 +28,12 @@ import (
 type Manager interface {
 	Apply(ctx context.Context, ds []pcapmgr.Desired) error
 	Captures() []agent.CaptureStatus
+}
+
+// Jobs takes the runs of capture jobs the console has for the device
+// (pkg/jobrunner's Runner). Offer must not block.
+type Jobs interface {
+	Offer(jobs []jobapi.AgentJob)
 }
 
 // Options configure a Poller. Zero values take the defaults in their
@@ -39,6 +47,9 @@ type Options struct {
 	// StateDir holds StateFile (the certificate manager's directory).
 	StateDir string
 	Manager  Manager
+	// Jobs gets the jobs of every answer of the console; nil: the poller
+	// does not ask for jobs.
+	Jobs Jobs
 	// Base is the local config file (YAML; nil or empty: all defaults):
 	// its agent-wide settings apply to the console's captures, its own
 	// captures are ignored. BaseSource names it in messages.
@@ -92,6 +103,9 @@ type Status struct {
 	ConfigError string `json:"config_error,omitempty"`
 	// LastHeartbeat is the last heartbeat the console accepted.
 	LastHeartbeat time.Time `json:"last_heartbeat,omitzero"`
+	// JobsSeq is the console's jobs sequence number last received; 0
+	// before any.
+	JobsSeq int64 `json:"jobs_seq"`
 }
 
 // Poller is the Component that keeps the device's captures those the
@@ -110,6 +124,7 @@ type Poller struct {
 	applied     *persisted // nil: none
 	restored    bool
 	seen        int64 // the newest generation received, applied or not; -1 none
+	jobsSeq     int64 // the newest jobs sequence number received; 0 none
 	lastContact time.Time
 	lastErr     string
 	failures    int
@@ -179,7 +194,7 @@ func (p *Poller) Status() Status {
 	defer p.mu.Unlock()
 	s := Status{ConsoleURL: p.base.String(), AppliedGeneration: -1, Restored: p.restored,
 		LastContact: p.lastContact, LastError: p.lastErr, Failures: p.failures, RetryAt: p.retryAt,
-		ConfigError: p.configErr, LastHeartbeat: p.lastHB}
+		ConfigError: p.configErr, LastHeartbeat: p.lastHB, JobsSeq: p.jobsSeq}
 	if p.applied != nil {
 		s.AppliedGeneration, s.AppliedAt = p.applied.Generation, p.applied.AppliedAt
 	}
@@ -356,6 +371,9 @@ func (p *Poller) fetch(ctx context.Context) (*Config, error) {
 	if p.seen >= 0 {
 		q.Set("after", fmt.Sprint(p.seen))
 	}
+	if p.opts.Jobs != nil {
+		q.Set("jobs", fmt.Sprint(p.jobsSeq))
+	}
 	p.mu.Unlock()
 	u.RawQuery = q.Encode()
 	rctx, cancel := context.WithTimeout(ctx, p.opts.Wait+30*time.Second)
@@ -391,20 +409,29 @@ func (p *Poller) fetch(ctx context.Context) (*Config, error) {
 	return &cfg, nil
 }
 
-// received handles a config the console sent.
+// received handles an answer of the console: its jobs go to the job
+// runner, its config is applied when its generation is newer. An answer
+// with neither a newer generation nor a newer jobs sequence number is
+// the console's mistake (errGarbage).
 func (p *Poller) received(ctx context.Context, c *Config) error {
 	p.mu.Lock()
-	seen, applied := p.seen, int64(-1)
+	seen, applied, jobsSeq := p.seen, int64(-1), p.jobsSeq
 	if p.applied != nil {
 		applied = p.applied.Generation
 	}
 	p.mu.Unlock()
-	if c.Generation <= applied || (seen >= 0 && c.Generation <= seen) {
+	newGen := c.Generation > applied && (seen < 0 || c.Generation > seen)
+	newJobs := p.opts.Jobs != nil && c.JobsSeq > jobsSeq
+	if !newGen && !newJobs {
 		// Asked for newer than seen: an older one is the console's
 		// mistake, and applying it would go back in time.
 		return fmt.Errorf("%w: generation %d is not newer than %d", errGarbage, c.Generation, max(seen, applied))
 	}
 	p.contact()
+	p.offerJobs(c)
+	if !newGen {
+		return nil // only the jobs changed
+	}
 	p.mu.Lock()
 	p.seen = c.Generation
 	p.mu.Unlock()
@@ -421,6 +448,40 @@ func (p *Poller) received(ctx context.Context, c *Config) error {
 		}
 	}
 	return err
+}
+
+// offerJobs hands the answer's jobs to the job runner and remembers its
+// jobs sequence number. Each job is read on its own: one the poller
+// cannot read is logged and left out.
+func (p *Poller) offerJobs(c *Config) {
+	if p.opts.Jobs == nil {
+		return
+	}
+	p.mu.Lock()
+	p.jobsSeq = max(p.jobsSeq, c.JobsSeq)
+	p.mu.Unlock()
+	raw := bytes.TrimSpace(c.Jobs)
+	if len(raw) == 0 || bytes.Equal(raw, []byte("null")) {
+		if c.JobsSeq > 0 {
+			p.opts.Jobs.Offer([]jobapi.AgentJob{})
+		}
+		return
+	}
+	var items []json.RawMessage
+	if err := json.Unmarshal(raw, &items); err != nil {
+		p.log.Error("the console's jobs are not a list: none taken from this answer", "jobs_seq", c.JobsSeq, "error", err)
+		return
+	}
+	jobs := make([]jobapi.AgentJob, 0, len(items))
+	for i, it := range items {
+		var j jobapi.AgentJob
+		if err := json.Unmarshal(it, &j); err != nil || j.ID <= 0 {
+			p.log.Error("a job from the console cannot be read: it is left out", "jobs_seq", c.JobsSeq, "index", i, "job", short(it), "error", err)
+			continue
+		}
+		jobs = append(jobs, j)
+	}
+	p.opts.Jobs.Offer(jobs)
 }
 
 func (p *Poller) contact() {

@@ -48,6 +48,8 @@ type fakeConsole struct {
 	heartbeats []Heartbeat
 	hbErrs     []error
 	devices    []string
+	jobsSeq    int64
+	jobs       string // JSON list; "" leaves jobs out of the answer
 }
 
 func newFakeConsole(t *testing.T) *fakeConsole {
@@ -77,6 +79,15 @@ func (fc *fakeConsole) set(gen int64, captures string) {
 	fc.mu.Lock()
 	defer fc.mu.Unlock()
 	fc.gen, fc.captures, fc.raw, fc.status = gen, captures, "", 0
+	close(fc.changed)
+	fc.changed = make(chan struct{})
+}
+
+// setJobs stores the device's jobs at a new sequence number.
+func (fc *fakeConsole) setJobs(seq int64, jobs string) {
+	fc.mu.Lock()
+	defer fc.mu.Unlock()
+	fc.jobsSeq, fc.jobs = seq, jobs
 	close(fc.changed)
 	fc.changed = make(chan struct{})
 }
@@ -111,6 +122,13 @@ func (fc *fakeConsole) handler() http.Handler {
 				return
 			}
 		}
+		jobsAfter := int64(1 << 62) // no jobs= : do not wait on jobs
+		if s := r.URL.Query().Get("jobs"); s != "" {
+			if jobsAfter, err = strconv.ParseInt(s, 10, 64); err != nil {
+				http.Error(w, `{"error":"bad jobs"}`, http.StatusBadRequest)
+				return
+			}
+		}
 		fc.mu.Lock()
 		fc.requests = append(fc.requests, r.URL.RawQuery)
 		fc.reqTimes = append(fc.reqTimes, time.Now())
@@ -121,6 +139,7 @@ func (fc *fakeConsole) handler() http.Handler {
 		for {
 			fc.mu.Lock()
 			status, raw, gen, caps, changed := fc.status, fc.raw, fc.gen, fc.captures, fc.changed
+			jobsSeq, jobs := fc.jobsSeq, fc.jobs
 			fc.mu.Unlock()
 			switch {
 			case raw != "":
@@ -132,9 +151,13 @@ func (fc *fakeConsole) handler() http.Handler {
 				w.WriteHeader(status)
 				_, _ = io.WriteString(w, `{"error":"the console is unwell"}`)
 				return
-			case gen > after:
+			case gen > after || jobsSeq > jobsAfter:
 				w.Header().Set("Content-Type", "application/json")
-				fmt.Fprintf(w, `{"generation":%d,"captures":%s,"updated_at":"2026-01-01T00:00:00Z"}`, gen, caps)
+				if jobs == "" {
+					fmt.Fprintf(w, `{"generation":%d,"captures":%s,"updated_at":"2026-01-01T00:00:00Z"}`, gen, caps)
+				} else {
+					fmt.Fprintf(w, `{"generation":%d,"captures":%s,"updated_at":"2026-01-01T00:00:00Z","jobs_seq":%d,"jobs":%s}`, gen, caps, jobsSeq, jobs)
+				}
 				return
 			}
 			select {

@@ -39,6 +39,9 @@ type Config struct {
 	// Export is the agent-wide object store; nil when the file has no
 	// export section (then no capture can have output.export).
 	Export *Export
+	// Jobs are the limits of capture jobs (an enrolled agent's); the
+	// defaults (DefaultJobs) without a jobs section.
+	Jobs Jobs
 	// ShutdownHook is a command run, without a shell, when the agent
 	// stops; empty is none. It runs for at most ShutdownHookTimeout.
 	ShutdownHook        string

@@ -48,7 +48,7 @@ var badCases = []struct {
 	want []string
 }{
 	{"unknown-top.yaml", []string{
-		`unknown-top.yaml:5:1: log_level: unknown key: the agent's config has the keys captures, http, rings, memory_budget, export, shutdown_hook, shutdown_hook_timeout and stop_timeout`,
+		`unknown-top.yaml:5:1: log_level: unknown key: the agent's config has the keys captures, http, rings, memory_budget, export, jobs, shutdown_hook, shutdown_hook_timeout and stop_timeout`,
 	}},
 	{"unknown-nested.yaml", []string{
 		`unknown-nested.yaml:4:5: captures[0].snaplenn: unknown key: did you mean snaplen?`,
@@ -225,6 +225,7 @@ func TestExample(t *testing.T) {
 			StallTimeout: 2 * time.Minute,
 			UploadGrace:  30 * time.Second,
 		},
+		Jobs:                DefaultJobs(),
 		ShutdownHook:        "/usr/local/bin/on-ringtap-stop",
 		ShutdownHookTimeout: 10 * time.Second,
 		StopTimeout:         30 * time.Second,
@@ -246,6 +247,7 @@ func TestDefaults(t *testing.T) {
 			Hook: capture.HookAuto, Direction: capture.DirIn, Output: Output{Dir: "/srv/web"}, Line: 2}},
 		HTTP:                HTTP{Listen: DefaultListen},
 		Rings:               Rings{Size: DefaultRingSize},
+		Jobs:                Jobs{MaxConcurrent: 2, MaxBytes: 2 << 30, MinFree: storage.Space{Percent: 5}},
 		ShutdownHookTimeout: DefaultShutdownHookTimeout,
 		StopTimeout:         DefaultStopTimeout,
 		Source:              "agent.yaml",

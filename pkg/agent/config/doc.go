@@ -61,6 +61,10 @@
 //	export.spool                   /var/lib/ringtap/spool
 //	export.stall_timeout           2m
 //	export.upload_grace            30s
+//	jobs.max_concurrent            2
+//	jobs.dir                       STATE/jobs (the agent's --state directory)
+//	jobs.max_bytes                 2GiB
+//	jobs.min_free                  5%
 //	shutdown_hook_timeout          10s
 //	stop_timeout                   30s
 //

@@ -87,6 +87,7 @@ type rawFile struct {
 	Rings               ast.Node `yaml:"rings"`
 	MemoryBudget        ast.Node `yaml:"memory_budget"`
 	Export              ast.Node `yaml:"export"`
+	Jobs                ast.Node `yaml:"jobs"`
 	ShutdownHook        ast.Node `yaml:"shutdown_hook"`
 	ShutdownHookTimeout ast.Node `yaml:"shutdown_hook_timeout"`
 	StopTimeout         ast.Node `yaml:"stop_timeout"`
@@ -109,6 +110,7 @@ func (r *reader) file(root ast.Node) *Config {
 		Rings:               Rings{Size: DefaultRingSize},
 		ShutdownHookTimeout: DefaultShutdownHookTimeout,
 		StopTimeout:         DefaultStopTimeout,
+		Jobs:                DefaultJobs(),
 	}
 	root = r.value(root)
 	if root == nil {
@@ -154,6 +156,9 @@ func (r *reader) file(root ast.Node) *Config {
 
 	if f.Export != nil {
 		c.Export = r.export(f.Export)
+	}
+	if f.Jobs != nil {
+		c.Jobs = r.jobs(f.Jobs)
 	}
 
 	if s, ok := r.str(f.ShutdownHook, "shutdown_hook"); ok {
