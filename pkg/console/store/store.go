@@ -9,7 +9,7 @@ import (
 // several Stores (console processes) may share one PostgreSQL database.
 //
 // It is the union of one interface per kind of record, so a part of the
-// console can ask for only what it uses. Jobs (issue 12) will be one more.
+// console can ask for only what it uses.
 type Store interface {
 	InstallKeys
 	Devices
@@ -17,6 +17,7 @@ type Store interface {
 	Configs
 	Statuses
 	AdminTokens
+	Jobs
 	// Close releases the database and ends WaitForChange calls; closing
 	// twice is safe.
 	Close() error

@@ -19,12 +19,12 @@ func desiredConfig(ctx context.Context, q querier, device string, forUpdate bool
 		dc               store.DesiredConfig
 		updated, revoked *time.Time
 	)
-	query := `SELECT g.generation, g.captures, g.updated_at, d.revoked_at
+	query := `SELECT g.generation, g.captures, g.updated_at, d.jobs_seq, d.revoked_at
 		FROM desired_configs g JOIN devices d ON d.id = g.device_id WHERE g.device_id = $1`
 	if forUpdate {
 		query += ` FOR UPDATE OF g`
 	}
-	err := q.QueryRow(ctx, query, device).Scan(&dc.Generation, &dc.Captures, &updated, &revoked)
+	err := q.QueryRow(ctx, query, device).Scan(&dc.Generation, &dc.Captures, &updated, &dc.JobsSeq, &revoked)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return store.DesiredConfig{}, false, fmt.Errorf("desired config: device %s: %w", device, store.ErrNotFound)
 	}
@@ -80,7 +80,14 @@ func (s *Store) PutCaptures(ctx context.Context, device string, ifMatch int64, c
 // WaitForChange implements store.Configs: the notifications of every
 // Store on the database wake it.
 func (s *Store) WaitForChange(ctx context.Context, device string, after int64) (store.DesiredConfig, error) {
-	return feed.Wait(ctx, &s.hub, device, after, func(ctx context.Context) (store.DesiredConfig, bool, error) {
+	return s.WaitForChanges(ctx, device, after, feed.NoJobs)
+}
+
+// WaitForChanges implements store.Jobs: the notifications of every Store
+// on the database (PutCaptures, RevokeDevice, CreateJob, CancelJob) wake
+// it.
+func (s *Store) WaitForChanges(ctx context.Context, device string, afterGen, afterJobs int64) (store.DesiredConfig, error) {
+	return feed.Wait(ctx, &s.hub, device, afterGen, afterJobs, func(ctx context.Context) (store.DesiredConfig, bool, error) {
 		return desiredConfig(ctx, s.pool, device, false)
 	})
 }

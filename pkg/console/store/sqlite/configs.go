@@ -21,9 +21,9 @@ func desiredConfig(ctx context.Context, q querier, device string) (store.Desired
 		updated  sql.NullInt64
 		revoked  sql.NullInt64
 	)
-	err := q.QueryRowContext(ctx, `SELECT g.generation, g.captures, g.updated_at, d.revoked_at
+	err := q.QueryRowContext(ctx, `SELECT g.generation, g.captures, g.updated_at, d.jobs_seq, d.revoked_at
 		FROM desired_configs g JOIN devices d ON d.id = g.device_id WHERE g.device_id = ?`, device).
-		Scan(&dc.Generation, &captures, &updated, &revoked)
+		Scan(&dc.Generation, &captures, &updated, &dc.JobsSeq, &revoked)
 	if errors.Is(err, sql.ErrNoRows) {
 		return store.DesiredConfig{}, false, fmt.Errorf("desired config: device %s: %w", device, store.ErrNotFound)
 	}
@@ -82,7 +82,13 @@ func (s *Store) PutCaptures(ctx context.Context, device string, ifMatch int64, c
 // WaitForChange implements store.Configs: PutCaptures and RevokeDevice
 // of this Store wake it (one process owns the file).
 func (s *Store) WaitForChange(ctx context.Context, device string, after int64) (store.DesiredConfig, error) {
-	return feed.Wait(ctx, &s.hub, device, after, func(ctx context.Context) (store.DesiredConfig, bool, error) {
+	return s.WaitForChanges(ctx, device, after, feed.NoJobs)
+}
+
+// WaitForChanges implements store.Jobs: PutCaptures, RevokeDevice,
+// CreateJob and CancelJob of this Store wake it.
+func (s *Store) WaitForChanges(ctx context.Context, device string, afterGen, afterJobs int64) (store.DesiredConfig, error) {
+	return feed.Wait(ctx, &s.hub, device, afterGen, afterJobs, func(ctx context.Context) (store.DesiredConfig, bool, error) {
 		return desiredConfig(ctx, s.r, device)
 	})
 }

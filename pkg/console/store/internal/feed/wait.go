@@ -3,18 +3,23 @@ package feed
 import (
 	"context"
 	"fmt"
+	"math"
 
 	"github.com/ringtap/ringtap/pkg/console/store"
 )
+
+// NoJobs, as Wait's afterJobs, waits on the generation alone.
+const NoJobs int64 = math.MaxInt64
 
 // Read returns a device's desired config and whether the device is
 // revoked.
 type Read func(ctx context.Context) (store.DesiredConfig, bool, error)
 
-// Wait is WaitForChange over h: it returns read's config once its
-// generation is above after, ErrRevoked once the device is revoked, and
-// ctx's error when ctx ends first.
-func Wait(ctx context.Context, h *Hub, device string, after int64, read Read) (store.DesiredConfig, error) {
+// Wait is WaitForChanges over h: it returns read's config once its
+// generation is above afterGen or its JobsSeq above afterJobs (NoJobs:
+// the generation alone, as WaitForChange), ErrRevoked once the device is
+// revoked, and ctx's error when ctx ends first.
+func Wait(ctx context.Context, h *Hub, device string, afterGen, afterJobs int64, read Read) (store.DesiredConfig, error) {
 	for {
 		ch := h.Watch(device)
 		if h.Closed() {
@@ -26,7 +31,7 @@ func Wait(ctx context.Context, h *Hub, device string, after int64, read Read) (s
 			return store.DesiredConfig{}, err
 		case revoked:
 			return store.DesiredConfig{}, fmt.Errorf("wait for device %s: %w", device, store.ErrRevoked)
-		case dc.Generation > after:
+		case dc.Generation > afterGen, dc.JobsSeq > afterJobs:
 			return dc, nil
 		}
 		select {
