@@ -56,8 +56,8 @@ func byteOrder(big bool) binary.ByteOrder {
 func isPacket(typ uint32) bool { return typ == blockEPB || typ == blockSPB || typ == blockPB }
 
 // packetInfo returns the interface and the raw timestamp (in the
-// interface's units) of a packet block; ok is false for a simple packet
-// block's timestamp, which it has none of, or a block too short.
+// interface's units) of a packet block; hasTS is false for a simple
+// packet block (interface 0, no timestamp) and a block too short.
 func (b block) packetInfo() (iface uint32, ts uint64, hasTS bool) {
 	o := b.order()
 	switch b.typ {

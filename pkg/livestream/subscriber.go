@@ -18,7 +18,7 @@ type Subscriber struct {
 
 	mu      sync.Mutex
 	queue   []entry
-	qbytes  int        // bytes of packet blocks in queue
+	qbytes  int         // bytes of packet blocks in queue
 	pending []ifaceDrop // drops since the last queued block
 	dropped uint64
 	ended   bool // the hub ended: write the queue, then return
