@@ -20,6 +20,9 @@
 //     ErrStaleGeneration when another change came first (HTTP 409).
 //   - WaitForChange wakes within a second of a change made through any
 //     Store on the same database.
+//   - A job's run is claimed by exactly one claim token, also when
+//     several consoles share a database; every transition of a run is
+//     kept with its time and reason, and a terminal state is final.
 //   - Device states are derived when read, from the time given: online,
 //     stale (no heartbeat within Options.StaleAfter) or revoked.
 //   - Times are returned in UTC, at microsecond precision or better; a zero

@@ -3,8 +3,11 @@
 //
 // Every write is one transaction; what must not race between consoles
 // takes a row lock (SELECT ... FOR UPDATE): consuming an install key,
-// putting a device's captures, renewing its certificate. The change feed
-// is LISTEN/NOTIFY: PutCaptures and RevokeDevice send a notification on
+// putting a device's captures, renewing its certificate, claiming or
+// updating a job's run. ExpireRuns and FailSilentRuns skip the runs
+// another transaction holds (SKIP LOCKED), so consoles calling them at
+// once end each run once. The change feed is LISTEN/NOTIFY: PutCaptures,
+// RevokeDevice, CreateJob and CancelJob send a notification on
 // the channel NotifyChannel, with the device id as payload, in their
 // transaction (so it is delivered at commit, and only then); each Store
 // holds one dedicated connection that listens and wakes its

@@ -350,8 +350,8 @@ func (s *Store) CancelJob(ctx context.Context, id int64, now time.Time) (store.J
 		return store.Job{}, fmt.Errorf("cancel job %d: %w", id, err)
 	}
 	defer tx.Rollback(context.Background())
-	var requested *time.Time
-	err = tx.QueryRow(ctx, `SELECT cancel_requested_at FROM jobs WHERE id = $1 FOR UPDATE`, id).Scan(&requested)
+	var one int
+	err = tx.QueryRow(ctx, `SELECT 1 FROM jobs WHERE id = $1 FOR UPDATE`, id).Scan(&one)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return store.Job{}, fmt.Errorf("cancel: job %d: %w", id, store.ErrNotFound)
 	}
@@ -390,10 +390,8 @@ func (s *Store) CancelJob(ctx context.Context, id int64, now time.Time) (store.J
 	if _, err := tx.Exec(ctx, `UPDATE jobs SET cancel_requested_at = COALESCE(cancel_requested_at, $1) WHERE id = $2`, now, id); err != nil {
 		return store.Job{}, fmt.Errorf("cancel job %d: %w", id, err)
 	}
-	if requested == nil || len(queued) > 0 {
-		if err := bumpJobs(ctx, tx, live); err != nil {
-			return store.Job{}, fmt.Errorf("cancel job %d: %w", id, err)
-		}
+	if err := bumpJobs(ctx, tx, live); err != nil {
+		return store.Job{}, fmt.Errorf("cancel job %d: %w", id, err)
 	}
 	j, err := job(ctx, tx, id)
 	if err != nil {

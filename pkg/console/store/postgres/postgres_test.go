@@ -46,6 +46,15 @@ func TestTwoConsoles(t *testing.T) {
 	})
 }
 
+// TestRestart runs the suite's restart tests: a console process stops and
+// another starts on the database.
+func TestRestart(t *testing.T) {
+	storetest.RunRestart(t, func(t *testing.T) func() store.Store {
+		url := pgtest.Start(t)
+		return func() store.Store { return mustOpen(t, url) }
+	})
+}
+
 // TestConcurrentMigrations: consoles starting together on a new database
 // migrate it once.
 func TestConcurrentMigrations(t *testing.T) {

@@ -348,14 +348,12 @@ func (s *Store) CancelJob(ctx context.Context, id int64, now time.Time) (store.J
 		return store.Job{}, fmt.Errorf("cancel: %w", err)
 	}
 	var live []string
-	changed := j.CancelRequestedAt.IsZero()
 	for _, r := range j.Runs {
 		if r.State.Terminal() {
 			continue
 		}
 		live = append(live, r.Device)
 		if r.State == store.RunQueued {
-			changed = true
 			if err := end(ctx, tx, id, r.Device, store.RunCanceled, runs.CanceledQueued, true, now); err != nil {
 				return store.Job{}, fmt.Errorf("cancel job %d: %w", id, err)
 			}
@@ -367,10 +365,8 @@ func (s *Store) CancelJob(ctx context.Context, id int64, now time.Time) (store.J
 	if _, err := tx.ExecContext(ctx, `UPDATE jobs SET cancel_requested_at = COALESCE(cancel_requested_at, ?) WHERE id = ?`, ns(now), id); err != nil {
 		return store.Job{}, fmt.Errorf("cancel job %d: %w", id, err)
 	}
-	if changed {
-		if err := bumpJobs(ctx, tx, live); err != nil {
-			return store.Job{}, fmt.Errorf("cancel job %d: %w", id, err)
-		}
+	if err := bumpJobs(ctx, tx, live); err != nil {
+		return store.Job{}, fmt.Errorf("cancel job %d: %w", id, err)
 	}
 	if j, err = job(ctx, tx, id); err != nil {
 		return store.Job{}, fmt.Errorf("cancel: %w", err)
@@ -378,10 +374,8 @@ func (s *Store) CancelJob(ctx context.Context, id int64, now time.Time) (store.J
 	if err := tx.Commit(); err != nil {
 		return store.Job{}, fmt.Errorf("cancel job %d: %w", id, err)
 	}
-	if changed {
-		for _, d := range live {
-			s.hub.Notify(d)
-		}
+	for _, d := range live {
+		s.hub.Notify(d)
 	}
 	return j, nil
 }

@@ -33,6 +33,15 @@ func TestStore(t *testing.T) {
 	})
 }
 
+// TestRestart runs the suite's restart tests: the console closes the file
+// and opens it again.
+func TestRestart(t *testing.T) {
+	storetest.RunRestart(t, func(t *testing.T) func() store.Store {
+		path := filepath.Join(t.TempDir(), sqlite.DefaultFile)
+		return func() store.Store { return mustOpen(t, path) }
+	})
+}
+
 func TestFileMode(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, sqlite.DefaultFile)

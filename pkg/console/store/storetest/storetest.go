@@ -59,6 +59,19 @@ func Run(t *testing.T, open Open) {
 		{"WaitForChange", testWaitForChange},
 		{"WaitForChangeWakes", testWaitForChangeWakes},
 		{"WaitForChangeRevoked", testWaitForChangeRevoked},
+		{"Jobs", testJobs},
+		{"CreateJobRefused", testCreateJobRefused},
+		{"ClaimRun", testClaimRun},
+		{"RunLife", testRunLife},
+		{"RunTransitions", testRunTransitions},
+		{"CancelJob", testCancelJob},
+		{"CancelClaimRace", testCancelClaimRace},
+		{"ExpireRuns", testExpireRuns},
+		{"FailSilentRuns", testFailSilentRuns},
+		{"AttachResult", testAttachResult},
+		{"DeviceRuns", testDeviceRuns},
+		{"JobsSeq", testJobsSeq},
+		{"JobsWake", testJobsWake},
 		{"Close", testClose},
 	}
 	for _, tt := range tests {
@@ -79,6 +92,9 @@ func RunShared(t *testing.T, open OpenShared) {
 		{"RevokeWakesOtherConsole", testSharedRevoke},
 		{"ConsumeRace", testSharedConsumeRace},
 		{"StaleGeneration", testSharedStaleGeneration},
+		{"JobsWakeOtherConsole", testSharedJobsWake},
+		{"ClaimRace", testSharedClaimRace},
+		{"EndRunsRace", testSharedEndRunsRace},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
