@@ -109,7 +109,7 @@ func (s *Server) liveClient(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	run, ok := findRun(j, dev)
+	run, ok := runOf(j, dev)
 	switch {
 	case !ok:
 		writeError(w, http.StatusNotFound, "job %d has no run on device %q: GET /api/v1/jobs/%d lists its runs", id, dev, id)
@@ -163,7 +163,7 @@ func (s *Server) livePush(w http.ResponseWriter, r *http.Request, d device) {
 		writeError(w, http.StatusServiceUnavailable, "the console cannot read the job now: try again")
 		return
 	}
-	run, ok := findRun(j, d.ID)
+	run, ok := runOf(j, d.ID)
 	switch {
 	case !ok:
 		writeError(w, http.StatusNotFound, "job %d has no run on device %s", id, d.ID)
@@ -211,8 +211,8 @@ type pushBody struct {
 
 func (b pushBody) SetReadDeadline(t time.Time) error { return b.rc.SetReadDeadline(t) }
 
-// findRun returns the run of device in j.
-func findRun(j store.Job, device string) (store.Run, bool) {
+// runOf returns the run of device in j.
+func runOf(j store.Job, device string) (store.Run, bool) {
 	for _, r := range j.Runs {
 		if r.Device == device {
 			return r, true
