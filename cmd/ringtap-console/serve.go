@@ -16,6 +16,7 @@ import (
 	"github.com/ringtap/ringtap/pkg/console/store"
 	"github.com/ringtap/ringtap/pkg/console/web"
 	"github.com/ringtap/ringtap/pkg/signals"
+	"github.com/ringtap/ringtap/pkg/storage"
 )
 
 const serveUsage = `usage: ringtap-console serve --data DIR [flags]
@@ -24,6 +25,13 @@ Serves the agent API (mTLS: enrollment, renewal, desired config, heartbeats)
 and the admin API with the web page (HTTPS, Authorization: Bearer TOKEN) on
 two listeners. The server certificates are issued by the console's CA for
 --hosts. The first SIGINT or SIGTERM stops gracefully, a second at once.
+
+Capture jobs (POST /api/v1/jobs) are bounded by the --job-* flags: a job
+that asks for more is refused with the flag's name. A job that gives no
+stop condition runs 60s; one without max_bytes gets --job-max-bytes. A run
+whose device sends nothing for --job-silence fails; a run no device
+accepts before its expires_in ends expired. Results uploaded to the
+console are kept in DIR/jobs/<job id>/<device id>.pcapng.
 
 `
 
@@ -38,6 +46,11 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	hosts := fs.String("hosts", strings.Join(console.DefaultHosts, ","), "comma-separated DNS names and IP addresses of the server certificates")
 	agentURL := fs.String("agent-url", "", "the agent API's URL as agents reach it, for enrollment commands (default https://FIRST-HOST:AGENT-PORT)")
 	level := fs.String("log-level", "info", "debug, info, warn or error")
+	jobMaxDuration := fs.Duration("job-max-duration", console.DefaultJobMaxDuration, "the longest duration a capture job may ask for, and the duration of one with only a packet or byte limit")
+	jobMaxBytes := fs.String("job-max-bytes", "1GiB", "the largest result a capture job may ask for (such as 500MB or 2GiB), and the limit of one that asks none")
+	jobMaxPackets := fs.Uint64("job-max-packets", 0, "the most packets a capture job may ask for, and the limit of one that asks none (0: no cap)")
+	jobMaxExpiry := fs.Duration("job-max-expiry", console.DefaultJobMaxExpiry, "the longest a capture job may wait for its devices to accept it (its expires_in)")
+	jobSilence := fs.Duration("job-silence", console.DefaultJobSilence, "a job run whose device sends nothing for this long fails")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
@@ -56,6 +69,10 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	var lv slog.Level
 	if err := lv.UnmarshalText([]byte(*level)); err != nil {
 		return fmt.Errorf("%w: --log-level %q: use debug, info, warn or error", errUsage, *level)
+	}
+	policy, err := jobPolicy(*jobMaxDuration, *jobMaxBytes, *jobMaxPackets, *jobMaxExpiry, *jobSilence)
+	if err != nil {
+		return fmt.Errorf("%w: %w", errUsage, err)
 	}
 	var hostList []string
 	for _, h := range strings.Split(*hosts, ",") {
@@ -90,8 +107,9 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	srv, err := console.New(console.Config{
 		Store: st, CA: ca, DataDir: *dir, Hosts: hostList,
 		AgentListen: *agentListen, AdminListen: *adminListen, AgentURL: *agentURL,
-		Web:    web.Handler(),
-		Logger: log,
+		JobPolicy: policy,
+		Web:       web.Handler(),
+		Logger:    log,
 	})
 	if err != nil {
 		return err
@@ -101,4 +119,23 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	return st.Close()
+}
+
+// jobPolicy checks the --job-* flags.
+func jobPolicy(maxDuration time.Duration, maxBytes string, maxPackets uint64, maxExpiry, silence time.Duration) (console.JobPolicy, error) {
+	var p console.JobPolicy
+	n, err := storage.ParseSize(maxBytes)
+	switch {
+	case err != nil:
+		return p, fmt.Errorf("--job-max-bytes %q: give a size such as 1GiB or 500MB", maxBytes)
+	case n < 1<<20:
+		return p, fmt.Errorf("--job-max-bytes %s is below 1MiB: give a size such as 1GiB", maxBytes)
+	case maxDuration < time.Second:
+		return p, fmt.Errorf("--job-max-duration %s: give 1s or more, such as 1h", maxDuration)
+	case maxExpiry < time.Second:
+		return p, fmt.Errorf("--job-max-expiry %s: give 1s or more, such as 24h", maxExpiry)
+	case silence < time.Second:
+		return p, fmt.Errorf("--job-silence %s: give 1s or more, such as 2m (agents report every second)", silence)
+	}
+	return console.JobPolicy{MaxDuration: maxDuration, MaxBytes: uint64(n), MaxPackets: maxPackets, MaxExpiry: maxExpiry, Silence: silence}, nil
 }

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"crypto/tls"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"os"
@@ -15,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ringtap/ringtap/pkg/console"
 	"github.com/ringtap/ringtap/pkg/console/pki"
 	"github.com/ringtap/ringtap/pkg/console/web"
 )
@@ -42,7 +44,8 @@ func TestServe(t *testing.T) {
 	if err := json.Unmarshal(out.Bytes(), &ir); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(os.Args[0], "serve", "--data", dir, "--agent-listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0")
+	cmd := exec.Command(os.Args[0], "serve", "--data", dir, "--agent-listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0",
+		"--job-max-duration", "30s", "--job-max-bytes", "10MiB", "--job-silence", "10s")
 	cmd.Env = append(os.Environ(), "RINGTAP_CONSOLE_MAIN=1")
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
@@ -93,6 +96,26 @@ func TestServe(t *testing.T) {
 		t.Errorf("enroll_command %q, want it to contain %q", k.EnrollCommand, want)
 	}
 
+	// The job policy of the flags: a job above it is refused, naming the
+	// flag.
+	for body, want := range map[string]string{
+		`{"devices": ["x"], "interfaces": ["eth0"], "duration": "1m"}`:      "duration 1m is above the console's limit 30s (--job-max-duration)",
+		`{"devices": ["x"], "interfaces": ["eth0"], "max_bytes": 20971520}`: "max_bytes 20MiB is above the console's limit 10MiB (--job-max-bytes)",
+	} {
+		req, _ = http.NewRequest("POST", adminURL+"/api/v1/jobs", strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+ir.AdminToken)
+		resp, err = client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var eb struct{ Error string }
+		err = json.NewDecoder(resp.Body).Decode(&eb)
+		resp.Body.Close()
+		if err != nil || resp.StatusCode != http.StatusBadRequest || !strings.HasPrefix(eb.Error, want) {
+			t.Errorf("POST /api/v1/jobs %s: %d %q, want 400 %q", body, resp.StatusCode, eb.Error, want)
+		}
+	}
+
 	// The web page is built in.
 	resp, err = client.Get(adminURL + "/")
 	if err != nil {
@@ -120,5 +143,47 @@ func TestServe(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("serve did not stop on SIGTERM")
+	}
+}
+
+func TestServeJobFlags(t *testing.T) {
+	tests := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"bad --job-max-bytes", []string{"--job-max-bytes", "lots"}, `--job-max-bytes "lots": give a size such as 1GiB or 500MB`},
+		{"tiny --job-max-bytes", []string{"--job-max-bytes", "1KB"}, "--job-max-bytes 1KB is below 1MiB"},
+		{"zero --job-max-duration", []string{"--job-max-duration", "0s"}, "--job-max-duration 0s: give 1s or more"},
+		{"zero --job-max-expiry", []string{"--job-max-expiry", "0s"}, "--job-max-expiry 0s: give 1s or more"},
+		{"short --job-silence", []string{"--job-silence", "100ms"}, "--job-silence 100ms: give 1s or more"},
+		{"bad --job-max-packets", []string{"--job-max-packets", "-1"}, "job-max-packets"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var out, errb bytes.Buffer
+			err := run(append([]string{"serve", "--data", "/nonexistent"}, tc.args...), &out, &errb)
+			if !errors.Is(err, errUsage) || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("serve %q: %v, want a usage error containing %q", tc.args, err, tc.want)
+			}
+		})
+	}
+
+	got, err := jobPolicy(2*time.Hour, "2GiB", 5000, 48*time.Hour, time.Minute)
+	want := console.JobPolicy{MaxDuration: 2 * time.Hour, MaxBytes: 2 << 30, MaxPackets: 5000, MaxExpiry: 48 * time.Hour, Silence: time.Minute}
+	if err != nil || got != want {
+		t.Errorf("jobPolicy = %+v, %v; want %+v", got, err, want)
+	}
+
+	// The flags and their defaults are in the help.
+	var out, errb bytes.Buffer
+	if err := run([]string{"serve", "--help"}, &out, &errb); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []string{"-job-max-duration duration", "(default 1h0m0s)", "-job-max-bytes string", `(default "1GiB")`,
+		"-job-max-packets uint", "-job-max-expiry duration", "(default 24h0m0s)", "-job-silence duration", "(default 2m0s)", "DIR/jobs/<job id>/<device id>.pcapng"} {
+		if !strings.Contains(errb.String(), s) {
+			t.Errorf("serve --help lacks %q:\n%s", s, errb.String())
+		}
 	}
 }

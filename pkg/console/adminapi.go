@@ -35,6 +35,12 @@ func (s *Server) adminHandler() http.Handler {
 	api.HandleFunc("PUT /api/v1/devices/{id}/captures", s.putCaptures)
 	api.HandleFunc("POST /api/v1/devices/{id}/revoke", s.revokeDevice)
 	api.HandleFunc("GET /api/v1/devices/{id}/status", s.getStatus)
+	api.HandleFunc("POST /api/v1/jobs", s.createJob)
+	api.HandleFunc("GET /api/v1/jobs", s.listJobs)
+	api.HandleFunc("GET /api/v1/jobs/{id}", s.getJob)
+	api.HandleFunc("POST /api/v1/jobs/{id}/cancel", s.cancelJob)
+	api.HandleFunc("GET /api/v1/jobs/{id}/runs/{device}/pcap", s.downloadPcap)
+	api.HandleFunc("GET /api/v1/jobs/{id}/runs/{device}/live", s.liveClient)
 	api.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "no admin API endpoint %s %s", r.Method, r.URL.Path)
 	})

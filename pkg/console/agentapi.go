@@ -11,12 +11,13 @@ import (
 	"github.com/ringtap/ringtap/pkg/certmgr"
 	"github.com/ringtap/ringtap/pkg/console/pki"
 	"github.com/ringtap/ringtap/pkg/console/store"
+	"github.com/ringtap/ringtap/pkg/jobapi"
 )
 
 // The agent API's paths besides certmgr.EnrollPath and certmgr.RenewPath.
 const (
-	// ConfigPath: GET ?after=GEN&wait=30s, the device's desired config
-	// (ConfigResponse), long-polled.
+	// ConfigPath: GET ?after=GEN&jobs=SEQ&wait=30s, the device's desired
+	// config and its jobs (ConfigResponse), long-polled.
 	ConfigPath = "/api/v1/agent/config"
 	// HeartbeatPath: POST a Heartbeat; 204.
 	HeartbeatPath = "/api/v1/agent/heartbeat"
@@ -31,11 +32,17 @@ const (
 )
 
 // ConfigResponse is the 200 answer of ConfigPath, and of the admin API's
-// captures endpoints.
+// captures endpoints (which leave out the jobs).
 type ConfigResponse struct {
 	Generation int64           `json:"generation"`
 	Captures   []store.Capture `json:"captures"`
 	UpdatedAt  *time.Time      `json:"updated_at"`
+	// JobsSeq increases whenever the device's jobs change in a way its
+	// agent must see; the agent polls with jobs=JobsSeq. Absent when 0.
+	JobsSeq int64 `json:"jobs_seq,omitempty"`
+	// Jobs are the device's runs that have not ended (store.DeviceRuns);
+	// absent when there are none.
+	Jobs []jobapi.AgentJob `json:"jobs,omitempty"`
 }
 
 func configResponse(c store.DesiredConfig) ConfigResponse {
@@ -72,6 +79,13 @@ func (s *Server) agentHandler() http.Handler {
 	mux.Handle("POST "+certmgr.RenewPath, s.requireDevice(s.renew))
 	mux.Handle("GET "+ConfigPath, s.requireDevice(s.agentConfig))
 	mux.Handle("POST "+HeartbeatPath, s.requireDevice(s.heartbeat))
+	mux.Handle("POST "+jobapi.ClaimPath, s.requireDevice(s.claimRun))
+	mux.Handle("POST "+jobapi.ProgressPath, s.requireDevice(s.runProgress))
+	mux.Handle("GET "+jobapi.RunPath, s.requireDevice(s.runCheck))
+	mux.Handle("POST "+jobapi.FinishPath, s.requireDevice(s.finishRun))
+	mux.Handle("HEAD "+jobapi.PcapPath, s.requireDevice(s.uploadStatus))
+	mux.Handle("PATCH "+jobapi.PcapPath, s.requireDevice(s.uploadPcap))
+	mux.Handle("POST "+jobapi.LivePath, s.requireDevice(s.livePush))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "no agent API endpoint %s %s", r.Method, r.URL.Path)
 	})
@@ -229,9 +243,10 @@ func (s *Server) renew(w http.ResponseWriter, r *http.Request, d device) {
 	writeJSON(w, http.StatusOK, certmgr.RenewResponse{Certificate: string(pki.EncodeCertPEM(cert))})
 }
 
-// agentConfig answers GET ConfigPath: the device's desired config at once
-// when its generation is above after (or after is absent), else when a
-// change makes it so within wait, else 304.
+// agentConfig answers GET ConfigPath: the device's desired config and
+// jobs at once when its generation is above after or its jobs_seq above
+// jobs (or after is absent), else when a change makes it so within wait,
+// else 304. Without jobs, only the generation is waited on.
 func (s *Server) agentConfig(w http.ResponseWriter, r *http.Request, d device) {
 	q := r.URL.Query()
 	after := int64(-1)
@@ -242,6 +257,15 @@ func (s *Server) agentConfig(w http.ResponseWriter, r *http.Request, d device) {
 			return
 		}
 		after = n
+	}
+	jobsAfter := int64(-1)
+	if v := q.Get("jobs"); v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n < 0 {
+			writeError(w, http.StatusBadRequest, "jobs=%q is not a jobs sequence: give the jobs_seq of the last answer (0 or more)", v)
+			return
+		}
+		jobsAfter = n
 	}
 	wait := DefaultWait
 	if v := q.Get("wait"); v != "" {
@@ -256,19 +280,31 @@ func (s *Server) agentConfig(w http.ResponseWriter, r *http.Request, d device) {
 		c   store.DesiredConfig
 		err error
 	)
-	if after < 0 || wait == 0 {
-		if c, err = s.cfg.Store.GetCaptures(r.Context(), d.ID); err == nil && c.Generation <= after {
+	switch {
+	case after < 0 || wait == 0:
+		c, err = s.cfg.Store.GetCaptures(r.Context(), d.ID)
+		if err == nil && c.Generation <= after && (jobsAfter < 0 || c.JobsSeq <= jobsAfter) {
 			err = context.DeadlineExceeded // nothing newer, and no wait
 		}
-	} else {
+	case jobsAfter < 0:
 		ctx, cancel := context.WithTimeout(r.Context(), wait)
 		defer cancel()
 		c, err = s.cfg.Store.WaitForChange(ctx, d.ID, after)
+	default:
+		ctx, cancel := context.WithTimeout(r.Context(), wait)
+		defer cancel()
+		c, err = s.cfg.Store.WaitForChanges(ctx, d.ID, after, jobsAfter)
+	}
+	var jobs []jobapi.AgentJob
+	if err == nil {
+		jobs, err = s.deviceJobs(r.Context(), d.ID)
 	}
 	switch {
 	case err == nil:
+		resp := configResponse(c)
+		resp.JobsSeq, resp.Jobs = c.JobsSeq, jobs
 		w.Header().Set("ETag", `"`+itoa(c.Generation)+`"`)
-		writeJSON(w, http.StatusOK, configResponse(c))
+		writeJSON(w, http.StatusOK, resp)
 	case errors.Is(err, store.ErrRevoked):
 		writeError(w, http.StatusForbidden, "device %s is revoked: enroll it again with a new install key", d.ID)
 	case errors.Is(err, store.ErrNotFound):

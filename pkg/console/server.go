@@ -63,6 +63,8 @@ type Config struct {
 	// tests, so the page is plugged in here rather than imported). Nil
 	// serves a page that says the web UI is not built in.
 	Web http.Handler
+	// JobPolicy bounds capture jobs (its defaults for zero fields).
+	JobPolicy JobPolicy
 	// Logger is slog.Default() when nil; Now is time.Now when nil.
 	Logger *slog.Logger
 	Now    func() time.Time
@@ -79,7 +81,12 @@ type Server struct {
 	agentSrv         *http.Server
 	adminSrv         *http.Server
 
-	// polls ends the long polls when Run stops.
+	// live fans the runs' live streams out to admin clients; uploads
+	// serialize the result uploads of each run.
+	live    *liveRuns
+	uploads uploadLocks
+
+	// polls ends the long polls and the job loop when Run stops.
 	polls      context.Context
 	stopPolls  context.CancelFunc
 	runOnce    sync.Once
@@ -111,6 +118,7 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Web == nil {
 		cfg.Web = placeholderPage()
 	}
+	cfg.JobPolicy = cfg.JobPolicy.withDefaults()
 	agentCert, err := cfg.CA.ServerCert(pki.ServerCertConfig{Dir: cfg.DataDir, Name: AgentCertName, Hosts: cfg.Hosts})
 	if err != nil {
 		return nil, fmt.Errorf("console: %w", err)
@@ -119,7 +127,7 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("console: %w", err)
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger}
+	s := &Server{cfg: cfg, log: cfg.Logger, live: newLiveRuns()}
 	s.polls, s.stopPolls = context.WithCancel(context.Background())
 	if s.agentLn, err = net.Listen("tcp", cfg.AgentListen); err != nil {
 		return nil, fmt.Errorf("console: agent API: %w", err)
@@ -195,6 +203,11 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	go serve(s.agentSrv, s.agentLn, "agent API")
 	go serve(s.adminSrv, s.adminLn, "admin API")
+	loopDone := make(chan struct{})
+	go func() {
+		defer close(loopDone)
+		s.jobLoop(s.polls) // shutdown ends it
+	}()
 	s.log.Info("console serving", "agent_api", s.AgentAddr(), "agent_url", s.agentURL, "admin_api", s.AdminAddr())
 
 	var err error
@@ -203,6 +216,7 @@ func (s *Server) Run(ctx context.Context) error {
 	case err = <-errc:
 	}
 	shutErr := s.shutdown()
+	<-loopDone
 	for range 2 - btoi(err != nil) {
 		if e := <-errc; err == nil {
 			err = e
