@@ -618,3 +618,43 @@ func jobAttached(t *testing.T, d *jobDevice) []string {
 	}
 	return left
 }
+
+// ---- the agent's side ----
+
+// mustSpoolEmpty waits until the device's jobs directory holds nothing of
+// job id (the runner removes a run's directory once the console has its
+// end and result).
+func (d *jobDevice) mustSpoolEmpty(t *testing.T, id int64) {
+	t.Helper()
+	dir := filepath.Join(d.state, "jobs", fmt.Sprint(id))
+	mustITWaitFor(t, 5*time.Second, d.name+"'s "+dir+" removed", func() (bool, string) {
+		_, err := os.Stat(dir)
+		return os.IsNotExist(err), fmt.Sprint(err)
+	})
+}
+
+// mustJobMetrics checks the agent's job metrics: each of want's lines
+// ("ringtap_jobs_running 0") is in its /metrics.
+func (d *jobDevice) mustJobMetrics(t *testing.T, want ...string) {
+	t.Helper()
+	var body string
+	mustITWaitFor(t, 5*time.Second, d.name+"'s job metrics", func() (bool, string) {
+		resp, err := d.agent.client.Get(d.agent.url + "/metrics")
+		if err != nil {
+			return false, err.Error()
+		}
+		defer resp.Body.Close()
+		raw, _ := io.ReadAll(resp.Body)
+		body = string(raw)
+		lines := map[string]bool{}
+		for l := range strings.SplitSeq(body, "\n") {
+			lines[l] = true
+		}
+		for _, w := range want {
+			if !lines[w] {
+				return false, "no line " + w
+			}
+		}
+		return true, ""
+	})
+}
