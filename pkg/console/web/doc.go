@@ -23,6 +23,20 @@
 //     offers to reload and keeps the edit in the form. Revoke asks first.
 //   - Install keys: a dialog creates one (expiry, note) and shows the
 //     console's enrollment command with a copy button.
+//   - Jobs (#/jobs): every capture job, newest first, with the state of its
+//     runs and what they captured. New job (#/jobs/new, also from a device's
+//     page and as "Run again" of a job) picks devices (online first, each
+//     with the interfaces it reports), interfaces (suggested from the
+//     devices picked, with a warning for one a device lacks), a filter, the
+//     stop conditions, the expiry and the destination. The console decides:
+//     its 400 sentence appears under the field it is about (or next to Start)
+//     and the form keeps what was typed.
+//   - A job (#/jobs/ID) refreshes every second while a run is live, in
+//     place and with fixed columns, so nothing moves: each run's state,
+//     packets, bytes, drops and file size, the time of every transition,
+//     the reason of a failure, Cancel (asked first; a 409 shows in the
+//     banner), a Download of each result, and for a running run the
+//     curl | wireshark command of its live stream, to copy.
 //   - An API error is shown as one sentence in a banner.
 //
 // # Security
@@ -39,6 +53,9 @@
 //   - Nothing the console or an agent reports becomes markup: the page
 //     builds its DOM with textContent, never innerHTML. The tests check the
 //     sources for inline scripts, string-built HTML and third-party URLs.
+//   - A job's pcap is fetched with the Authorization header into a Blob and
+//     saved through an object URL, revoked afterwards: the token never goes
+//     into a URL, and a link to the pcap is of no use to anyone else.
 //   - Assets are served under /assets/VERSION/, VERSION derived from their
 //     content, and cached as immutable; index.html is revalidated on every
 //     load, so a new console build is picked up at once.

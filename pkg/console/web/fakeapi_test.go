@@ -19,7 +19,8 @@ import (
 // memory: bearer token, devices with the list fields derived from the last
 // heartbeat, captures with generations, If-Match (409, 428), validation by
 // the agent's own config parser (422 with "errors"), revoke, status and
-// install keys. The page under test talks to it exactly as to the console.
+// install keys, and capture jobs (fakejobs_test.go). The page under test
+// talks to it exactly as to the console.
 type fakeAPI struct {
 	mu      sync.Mutex
 	token   string
@@ -27,6 +28,7 @@ type fakeAPI struct {
 	devices []*fakeDevice
 	keys    []fakeKeyRequest
 	puts    int // accepted PUTs of a capture list
+	jobs    fakeJobs
 }
 
 type fakeDevice struct {
@@ -155,6 +157,7 @@ func (f *fakeAPI) handler() http.Handler {
 	api.HandleFunc("POST /api/v1/devices/{id}/revoke", f.device(f.revoke))
 	api.HandleFunc("GET /api/v1/devices/{id}/status", f.device(f.status))
 	api.HandleFunc("POST /api/v1/install-keys", f.createKey)
+	f.handleJobs(api)
 	mux.Handle("/api/v1/", f.auth(api))
 	return mux
 }

@@ -23,49 +23,12 @@ import (
 // reject a filter under the field, and create an install key whose command
 // names this console's CA.
 func TestRealConsole(t *testing.T) {
-	mustChromium(t)
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel)
-	dir := t.TempDir()
-	ca, err := pki.Init(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, err := console.OpenStore(ctx, dir, "", store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	token, _ := pki.NewAdminToken()
-	if err := st.CreateAdminToken(ctx, store.AdminToken{Hash: store.HashSecret(token), Name: "test", CreatedAt: time.Now()}); err != nil {
-		t.Fatal(err)
-	}
+	rc := mustRealConsole(t)
+	st, srv, ca, token := rc.st, rc.srv, rc.ca, rc.token
+	ctx := context.Background()
 	id := mustSeedDevice(t, st)
 
-	srv, err := console.New(console.Config{
-		Store: st, CA: ca, DataDir: dir,
-		AgentListen: "127.0.0.1:0", AdminListen: "127.0.0.1:0",
-		Web:    Handler(),
-		Logger: slog.New(slog.DiscardHandler),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- srv.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("console: %v", err)
-		}
-	})
-
-	tb := mustTabAt(t, "https://"+srv.AdminAddr())
-	// The console's certificate is from its own CA, which the browser
-	// does not know; the agents pin it, the test waves it through.
-	if _, err := chromedp.Call(tb.ctx, security.SetIgnoreCertificateErrors, security.SetIgnoreCertificateErrorsParams{Ignore: true}); err != nil {
-		t.Fatalf("ignore certificate errors: %v", err)
-	}
+	tb := rc.mustTab(t)
 	tb.open("")
 	tb.do(
 		chromedp.WaitVisible(chromedp.CSS("#signin-token")),
@@ -110,6 +73,68 @@ func TestRealConsole(t *testing.T) {
 	if !strings.HasPrefix(cmd, "ringtap agent enroll --console "+srv.AgentURL()+" --key ") || !strings.HasSuffix(cmd, "--ca-fingerprint "+ca.Fingerprint()) {
 		t.Errorf("command %q, want this console's URL %s and CA %s", cmd, srv.AgentURL(), ca.Fingerprint())
 	}
+}
+
+// realConsole is the console server on a SQLite store in a temporary
+// data directory, with an admin token the store knows.
+type realConsole struct {
+	srv   *console.Server
+	st    store.Store
+	ca    *pki.CA
+	dir   string
+	token string
+}
+
+// mustRealConsole runs a console until the test ends.
+func mustRealConsole(t *testing.T) *realConsole {
+	t.Helper()
+	mustChromium(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	dir := t.TempDir()
+	ca, err := pki.Init(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := console.OpenStore(ctx, dir, "", store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	token, _ := pki.NewAdminToken()
+	if err := st.CreateAdminToken(ctx, store.AdminToken{Hash: store.HashSecret(token), Name: "test", CreatedAt: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	srv, err := console.New(console.Config{
+		Store: st, CA: ca, DataDir: dir,
+		AgentListen: "127.0.0.1:0", AdminListen: "127.0.0.1:0",
+		Web:    Handler(),
+		Logger: slog.New(slog.DiscardHandler),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- srv.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("console: %v", err)
+		}
+	})
+	return &realConsole{srv: srv, st: st, ca: ca, dir: dir, token: token}
+}
+
+// mustTab opens a tab on the console's admin listener.
+func (rc *realConsole) mustTab(t *testing.T) *tab {
+	t.Helper()
+	tb := mustTabAt(t, "https://"+rc.srv.AdminAddr())
+	// The console's certificate is from its own CA, which the browser
+	// does not know; the agents pin it, the test waves it through.
+	if _, err := chromedp.Call(tb.ctx, security.SetIgnoreCertificateErrors, security.SetIgnoreCertificateErrorsParams{Ignore: true}); err != nil {
+		t.Fatalf("ignore certificate errors: %v", err)
+	}
+	return tb
 }
 
 // mustSeedDevice enrolls a device straight into the store, with a

@@ -54,23 +54,100 @@ export async function call(method, path, { body, ifMatch, tokenOverride } = {}) 
   } catch {
     throw new ApiError(0, "The console did not answer: check that it is running and reachable, then try again.");
   }
-  const text = await res.text();
-  let data = null;
-  if (text) {
+  if (res.ok) return decode(await res.text());
+  throw await failure(res, tokenOverride);
+}
+
+// download fetches /api/v1/PATH, a file only the admin token may read, and
+// hands it to the browser as a download named as the console says
+// (Content-Disposition), or fallbackName. onProgress(received, total) is
+// called as the body arrives; total is 0 when the console did not say.
+// The body goes into a Blob, which the browser keeps on disk when it is
+// large, and is saved through an object URL that is revoked once the
+// browser has taken it. It throws ApiError.
+export async function download(path, fallbackName, onProgress = () => {}) {
+  let res;
+  try {
+    res = await fetch(`/api/v1/${path}`, {
+      headers: { Authorization: `Bearer ${token()}` },
+      cache: "no-store",
+      credentials: "omit",
+      redirect: "error",
+    });
+  } catch {
+    throw new ApiError(0, "The console did not answer: check that it is running and reachable, then try again.");
+  }
+  if (!res.ok) throw await failure(res);
+  const total = Number(res.headers.get("Content-Length")) || 0;
+  let received = 0;
+  onProgress(0, total);
+  const counted = res.body.pipeThrough(new TransformStream({
+    transform(chunk, ctl) {
+      received += chunk.byteLength;
+      onProgress(received, total);
+      ctl.enqueue(chunk);
+    },
+  }));
+  let blob;
+  try {
+    blob = await new Response(counted).blob();
+  } catch {
+    throw new ApiError(0, "The download broke off: try again.");
+  }
+  const name = attachmentName(res.headers.get("Content-Disposition")) || fallbackName;
+  const url = URL.createObjectURL(blob);
+  const a = document.createElement("a");
+  a.href = url;
+  a.download = name;
+  a.hidden = true;
+  document.body.append(a);
+  a.click();
+  a.remove();
+  // The browser reads the object URL when it starts the download; give it
+  // time before the memory is let go.
+  setTimeout(() => URL.revokeObjectURL(url), 60000);
+  return { name, size: blob.size };
+}
+
+// attachmentName is the filename of a Content-Disposition header, without
+// any directory part, or "".
+function attachmentName(cd) {
+  if (!cd) return "";
+  let m = /filename\*\s*=\s*UTF-8''([^;]+)/i.exec(cd);
+  let name = "";
+  if (m) {
     try {
-      data = JSON.parse(text);
+      name = decodeURIComponent(m[1].trim());
     } catch {
-      data = null;
+      name = "";
     }
   }
-  if (res.ok) return data;
+  if (!name) {
+    m = /filename\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^;\s]+))/i.exec(cd);
+    if (m) name = m[1] !== undefined ? m[1].replace(/\\(.)/g, "$1") : m[2];
+  }
+  return name.replace(/^.*[\\/]/, "");
+}
+
+function decode(text) {
+  if (!text) return null;
+  try {
+    return JSON.parse(text);
+  } catch {
+    return null;
+  }
+}
+
+// failure is the ApiError of a non-2xx answer; a 401 also forgets the token.
+async function failure(res, tokenOverride) {
+  const data = decode(await res.text().catch(() => ""));
   const said = data && typeof data.error === "string" && data.error ? sentence(data.error) : "";
   const errors = (data && Array.isArray(data.errors)) ? data.errors : [];
   if (res.status === 401 && !tokenOverride) {
     clearToken();
     unauthorized(said || "The console no longer accepts this token: sign in again.");
   }
-  throw new ApiError(res.status, said || fallback(res), errors);
+  return new ApiError(res.status, said || fallback(res), errors);
 }
 
 function fallback(res) {

@@ -5,6 +5,9 @@ import { call, token, setToken, clearToken, onUnauthorized } from "./api.js";
 import { initBanner, showBanner, clearBanner } from "./banner.js";
 import { devicesView } from "./devices.js";
 import { deviceView } from "./device.js";
+import { jobsView } from "./jobs.js";
+import { jobView } from "./job.js";
+import { jobFormView } from "./job_form.js";
 import { initKeyDialog, openKeyDialog } from "./key_dialog.js";
 import { initCaptureDialog } from "./capture_dialog.js";
 import { ago } from "./format.js";
@@ -12,7 +15,7 @@ import { setText } from "./dom.js";
 
 const refreshEvery = 5000;
 
-let view = null; // the mounted view: {refresh(): Promise, destroy()}
+let view = null; // the mounted view: {refresh(): Promise, destroy(), interval?(): ms}
 let timer = 0;
 let lastOK = 0;
 let failing = false;
@@ -76,8 +79,16 @@ function signout() {
   $("signin-error").classList.add("ok");
 }
 
-// route mounts the view the fragment names: #/ for the devices, #/devices/ID
-// for one device.
+// routes are the views by fragment: #/ for the devices, #/devices/ID for
+// one device, #/jobs, #/jobs/new[?devices=ID,ID|?from=JOB] and #/jobs/ID.
+const routes = [
+  [/^#\/devices\/([^/?]+)$/, "devices", (root, m) => deviceView(root, decodeURIComponent(m[1]))],
+  [/^#\/jobs\/new(?:\?(.*))?$/, "jobs", (root, m) => jobFormView(root, new URLSearchParams(m[1] || ""))],
+  [/^#\/jobs\/(\d+)$/, "jobs", (root, m) => jobView(root, Number(m[1]))],
+  [/^#\/jobs\/?$/, "jobs", (root) => jobsView(root)],
+];
+
+// route mounts the view the fragment names.
 function route() {
   if (!token()) return showSignin();
   stopRefresh();
@@ -85,15 +96,30 @@ function route() {
   clearBanner();
   const root = $("view");
   root.replaceChildren();
-  const m = /^#\/devices\/([^/]+)$/.exec(location.hash);
-  $("nav-devices").toggleAttribute("aria-current", !m);
-  if (m) {
-    view = deviceView(root, decodeURIComponent(m[1]));
-  } else {
+  window.scrollTo(0, 0);
+  let section = "devices";
+  view = null;
+  for (const [re, nav, mount] of routes) {
+    const m = re.exec(location.hash);
+    if (m) {
+      section = nav;
+      view = mount(root, m);
+      break;
+    }
+  }
+  if (!view) {
     view = devicesView(root);
     document.title = "Devices · ringtap console";
   }
+  $("nav-devices").toggleAttribute("aria-current", section === "devices");
+  $("nav-jobs").toggleAttribute("aria-current", section === "jobs");
   refreshNow();
+}
+
+// every is how often the current view refreshes: a job that runs, every
+// second; anything else, every 5 s.
+function every(v) {
+  return (v && v.interval && v.interval()) || refreshEvery;
 }
 
 // refreshNow refreshes the view and schedules the next refresh; one runs
@@ -115,7 +141,7 @@ async function refreshNow() {
     }
     tick();
   }
-  if (v === view) timer = setTimeout(refreshNow, refreshEvery);
+  if (v === view) timer = setTimeout(refreshNow, failing ? refreshEvery : every(v));
 }
 
 function stopRefresh() {

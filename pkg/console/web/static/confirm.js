@@ -1,11 +1,13 @@
 // confirm asks a yes/no question in a modal dialog; it resolves true when
-// the user picks the (dangerous) action, false on Cancel or Escape.
+// the user picks the (dangerous) action, false on Cancel (or the label
+// given as cancel) or Escape.
 
-export function confirm({ title, text, ok }) {
+export function confirm({ title, text, ok, cancel = "Cancel" }) {
   const d = document.getElementById("confirm-dialog");
   document.getElementById("confirm-title").textContent = title;
   document.getElementById("confirm-text").textContent = text;
   document.getElementById("confirm-ok").textContent = ok;
+  document.getElementById("confirm-cancel").textContent = cancel;
   return new Promise((resolve) => {
     const form = document.getElementById("confirm-form");
     const cancel = document.getElementById("confirm-cancel");

@@ -15,6 +15,7 @@ export function deviceView(root, id) {
   const state = h("span.badge");
   const dup = h("span.badge.warn", { hidden: true }, "duplicate machine id");
   const revoke = h("button.btn.danger-outline", { type: "button" }, "Revoke…");
+  const newJob = h("a.btn", { href: `#/jobs/new?devices=${encodeURIComponent(id)}`, title: "Capture on this device for a while and download the pcap" }, "New job…");
   const facts = h("dl.facts");
   const agentErrors = h("div.agent-errors", { role: "status", hidden: true });
   const add = h("button.btn.primary", { type: "button" }, "Add capture");
@@ -43,7 +44,7 @@ export function deviceView(root, id) {
 
   root.append(
     h("nav.crumbs", { "aria-label": "Breadcrumb" }, h("a", { href: "#/" }, "Devices"), h("span", { "aria-hidden": "true" }, " / "), h("span.crumb-here")),
-    h("div.view-head", null, title, state, dup, h("span.spacer"), revoke),
+    h("div.view-head", null, title, state, dup, h("span.spacer"), newJob, revoke),
     facts, agentErrors,
     h("section.section", null,
       h("div.section-head", null, h("h2", null, "Captures"), capsNote, h("span.spacer"), add),
@@ -93,6 +94,7 @@ export function deviceView(root, id) {
     setAttr(state, "class", `badge state ${device.state || ""}`);
     dup.hidden = !device.duplicate_machine_id;
     revoke.hidden = device.state === "revoked";
+    newJob.hidden = device.state === "revoked";
     add.disabled = device.state === "revoked";
     renderFacts();
     renderAgentErrors();

@@ -2,11 +2,17 @@
 // so nothing the console or an agent reports can become markup.
 
 // h builds an element: h("a.link", {href: "#/"}, "text", child, ...).
-// The tag may carry classes after dots. Attributes whose value is false,
-// null or undefined are left out; "on*" keys add event listeners.
+// The tag may carry classes after dots and an id after "#"
+// ("input#jf-filter.mono"). Attributes whose value is false, null or
+// undefined are left out; "on*" keys add event listeners.
 export function h(tag, attrs, ...children) {
-  const [name, ...classes] = tag.split(".");
+  const name = /^[^.#]+/.exec(tag)[0];
+  const classes = [];
   const el = document.createElement(name);
+  for (const [, kind, v] of tag.slice(name.length).matchAll(/([.#])([^.#]+)/g)) {
+    if (kind === "#") el.id = v;
+    else classes.push(v);
+  }
   if (classes.length) el.className = classes.join(" ");
   if (attrs) {
     for (const [k, v] of Object.entries(attrs)) {
@@ -83,4 +89,28 @@ export function patchRows(tbody, items, key, create, update) {
     else at = at.nextElementSibling;
   }
   for (const tr of old.values()) tr.remove();
+}
+
+// patchKeyed is patchRows for any parent whose keyed children
+// (data-key) follow its other children, such as a table's tbodies after
+// its thead: one child per key, kept in the order of items, updated in
+// place.
+export function patchKeyed(parent, items, key, create, update) {
+  const old = new Map();
+  for (const el of parent.querySelectorAll(":scope > [data-key]")) old.set(el.dataset.key, el);
+  let at = parent.querySelector(":scope > [data-key]");
+  for (const item of items) {
+    const k = String(key(item));
+    let el = old.get(k);
+    if (el) {
+      old.delete(k);
+    } else {
+      el = create(item);
+      el.dataset.key = k;
+    }
+    update(el, item);
+    if (el !== at) parent.insertBefore(el, at);
+    else at = at.nextElementSibling;
+  }
+  for (const el of old.values()) el.remove();
 }

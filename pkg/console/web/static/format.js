@@ -98,3 +98,60 @@ export function parseValidation(messages) {
 export function plural(n, one, many = one + "s") {
   return `${n} ${n === 1 ? one : many}`;
 }
+
+// bytes is a size in binary units: 512 B, 1.5 KiB, 12.3 MiB, 123 MiB, 1.02 GiB.
+export function bytes(n) {
+  if (n === null || n === undefined || Number.isNaN(Number(n))) return "–";
+  n = Number(n);
+  if (n < 1024) return `${exact.format(n)} B`;
+  const units = ["KiB", "MiB", "GiB", "TiB", "PiB"];
+  let x = n, u = -1;
+  while (x >= 1024 && u < units.length - 1) {
+    x /= 1024;
+    u++;
+  }
+  return `${x >= 100 ? x.toFixed(0) : x >= 10 ? x.toFixed(1) : x.toFixed(2)} ${units[u]}`;
+}
+
+// parseDuration reads a Go duration ("1m0s", "90s", "1h30m", "500ms") into
+// milliseconds, or null when it is not one.
+export function parseDuration(s) {
+  s = String(s ?? "").trim();
+  if (s === "0") return 0;
+  const re = /(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h)/gy;
+  const unit = { ns: 1e-6, us: 1e-3, "µs": 1e-3, "μs": 1e-3, ms: 1, s: 1000, m: 60000, h: 3600000 };
+  let ms = 0, m, at = 0;
+  if (!s) return null;
+  while ((m = re.exec(s)) !== null) {
+    ms += Number(m[1]) * unit[m[2]];
+    at = re.lastIndex;
+  }
+  return at === s.length ? ms : null;
+}
+
+// span is a length of time as people say it: 450 ms, 45 s, 1 min 30 s,
+// 2 h 5 min, 3 d 4 h. Two units at most.
+export function span(ms) {
+  if (ms === null || ms === undefined || Number.isNaN(ms)) return "–";
+  ms = Math.max(0, Math.round(ms));
+  if (ms < 1000) return ms === 0 ? "0 s" : `${ms} ms`;
+  let sec = Math.round(ms / 1000);
+  const parts = [];
+  for (const [u, v] of [["d", 86400], ["h", 3600], ["min", 60], ["s", 1]]) {
+    if (sec >= v || (u === "s" && !parts.length)) {
+      parts.push(`${Math.floor(sec / v)} ${u}`);
+      sec %= v;
+    }
+  }
+  return parts.slice(0, 2).join(" ");
+}
+
+// clock is the local time of day, "14:03:07", with the date in front when
+// it is not today.
+export function clock(s, now = new Date()) {
+  const d = parseTime(s);
+  if (!d) return "";
+  const full = dateTime(s);
+  const sameDay = d.getFullYear() === now.getFullYear() && d.getMonth() === now.getMonth() && d.getDate() === now.getDate();
+  return sameDay ? full.slice(11) : full;
+}
