@@ -4,6 +4,8 @@
 //
 //	ringtap-console init --data DIR [--db URL] [--json]
 //	ringtap-console serve --data DIR [--agent-listen ADDR] [--admin-listen ADDR] [--db URL] [--hosts NAME,IP,...]
+//	ringtap-console job run --console URL --token T --ca-fingerprint FP --device D --interface I [-w FILE|-] [EXPRESSION...]
+//	ringtap-console job list|show ID|cancel ID
 //	ringtap-console version
 package main
 
@@ -23,6 +25,9 @@ var errUsage = errors.New("usage")
 func main() {
 	if err := run(os.Args[1:], os.Stdout, os.Stderr); err != nil {
 		fmt.Fprintf(os.Stderr, "ringtap-console: %v\n", err)
+		if errors.Is(err, errUsage) {
+			os.Exit(2)
+		}
 		os.Exit(1)
 	}
 }
@@ -32,6 +37,7 @@ const usage = `usage: ringtap-console <command> [flags]
 commands:
   init      create the data directory, the console's CA and an admin token
   serve     serve the agent API and the admin API with the web page
+  job       capture jobs: run one and follow its live stream, list, show, cancel
   version   print the version
 
 Run 'ringtap-console <command> -h' for the flags of a command.
@@ -47,6 +53,8 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return runInit(args[1:], stdout, stderr)
 	case "serve":
 		return runServe(args[1:], stdout, stderr)
+	case "job":
+		return runJob(args[1:], stdout, stderr)
 	case "version", "--version", "-version":
 		fmt.Fprintf(stdout, "ringtap-console %s\n", version)
 		return nil
