@@ -17,6 +17,7 @@ import (
 	"github.com/ringtap/ringtap/pkg/agent/desired"
 	"github.com/ringtap/ringtap/pkg/capture"
 	"github.com/ringtap/ringtap/pkg/certmgr"
+	"github.com/ringtap/ringtap/pkg/jobrunner"
 	"github.com/ringtap/ringtap/pkg/linkwatch"
 	"github.com/ringtap/ringtap/pkg/pcapmgr"
 	"github.com/ringtap/ringtap/pkg/poller"
@@ -274,9 +275,25 @@ func serveEnrolled(r agentRun, certs *certmgr.Manager) error {
 		cpus = 1
 	}
 	host, _ := os.Hostname()
+	var mu sync.Mutex // the running local file, replaced by reloads
+	running := cfg
+	jobsDir := cfg.Jobs.DirIn(r.stateDir)
+	jobs, err := jobrunner.New(jobrunner.Options{
+		ConsoleURL: certs.ConsoleURL(), TLSConfig: certs.TLSConfig(), Capture: jobrunner.Manager(mgr),
+		Dir: jobsDir, Limits: cfg.Jobs, Host: host, Application: "ringtap " + version, Logger: log,
+		Export: func() *config.Export {
+			mu.Lock()
+			defer mu.Unlock()
+			return running.Export
+		},
+	})
+	if err != nil {
+		engine.Close()
+		return err
+	}
 	poll, err := poller.New(poller.Options{
 		ConsoleURL: certs.ConsoleURL(), TLSConfig: certs.TLSConfig(), StateDir: r.stateDir,
-		Manager: mgr, Base: base, BaseSource: r.path, ConfigOptions: []config.Option{config.WithCPUs(cpus)},
+		Manager: mgr, Jobs: jobs, Base: base, BaseSource: r.path, ConfigOptions: []config.Option{config.WithCPUs(cpus)},
 		Application: "ringtap " + version,
 		Interfaces: func() []string {
 			var names []string
@@ -305,26 +322,32 @@ func serveEnrolled(r agentRun, certs *certmgr.Manager) error {
 	tree.Add("pcapmgr", mgr)
 	tree.Add("certmgr", certs)
 	tree.Add("poller", poll)
+	tree.Add("jobrunner", jobs)
 	tree.Add("http", agent.NewHTTPServer(agent.HTTPOptions{
 		Listen: cfg.HTTP.Listen, Pprof: cfg.HTTP.Pprof, Tree: tree, Status: mgr, Logger: log,
-		ExtraMetrics: []func(io.Writer){mgr.WriteMetrics, certs.WriteMetrics},
+		ExtraMetrics: []func(io.Writer){mgr.WriteMetrics, certs.WriteMetrics, jobs.WriteMetrics},
 		ExtraReady:   []func() (bool, string){certs.Ready},
 		ExtraStatus: map[string]func() any{
 			"certificate": func() any { return certs.Status() },
 			"console":     func() any { return poll.Status() },
+			"jobs":        func() any { return jobs.Status() },
 		},
 		Version: version, StartedAt: started,
 	}))
 
-	var mu sync.Mutex // the running local file, replaced by reloads
-	running := cfg
 	reload := func(ctx context.Context) error {
 		data, next, err := loadLocalConfig(r)
 		if err == nil {
 			err = reloadable(running, next)
 		}
+		if err == nil && next.Jobs.DirIn(r.stateDir) != jobsDir {
+			err = fmt.Errorf("%s: jobs.dir changed from %s to %s: the runs in it are carried on from there, restart the agent to move it", r.path, jobsDir, next.Jobs.DirIn(r.stateDir))
+		}
 		if err == nil {
 			err = poll.Reload(ctx, data, r.path)
+		}
+		if err == nil {
+			err = jobs.SetLimits(next.Jobs)
 		}
 		if err != nil {
 			log.Error("reload rejected: the running captures are unchanged", "config", r.path, "error", strings.ReplaceAll(err.Error(), "\n", "; "))
