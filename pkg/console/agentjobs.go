@@ -266,6 +266,9 @@ func (s *Server) finishRun(w http.ResponseWriter, r *http.Request, d device) {
 		return
 	}
 	now := s.now()
+	if req.Result != nil && !s.attachDelivered(w, r, id, d, req) {
+		return
+	}
 	run, err := s.cfg.Store.UpdateRun(r.Context(), id, d.ID, req.Claim, store.RunUpdate{
 		State: st, Packets: req.Packets, Bytes: req.Bytes, Drops: req.Drops, Size: req.Size, Error: req.Error,
 	}, now)
@@ -284,6 +287,53 @@ func (s *Server) finishRun(w http.ResponseWriter, r *http.Request, d device) {
 		return
 	}
 	writeJSON(w, http.StatusOK, s.runControl(j, run))
+}
+
+// attachDelivered records the result an agent delivered to the job's S3
+// destination itself, before the run's end (a run the console already
+// ended takes it too). It answers and returns false when it refuses.
+func (s *Server) attachDelivered(w http.ResponseWriter, r *http.Request, id int64, d device, req jobapi.FinishRequest) bool {
+	j, run, err := s.findRun(r.Context(), id, d.ID)
+	if err != nil {
+		s.runError(w, r, id, d, err, store.RunState(req.State))
+		return false
+	}
+	res := req.Result
+	switch {
+	case run.Claim != req.Claim, !run.State.Terminal() && run.State != store.RunState(req.State) && !run.State.CanBecome(store.RunState(req.State)):
+		return true // UpdateRun refuses it (409, 422), and nothing is attached
+	case j.Spec.Destination == jobapi.DestinationConsole:
+		writeError(w, http.StatusConflict, "job %d's result goes to the console: upload it to %s, not as a location", id, jobapi.Path(jobapi.PcapPath, id))
+		return false
+	case !strings.HasPrefix(res.Location, j.Spec.Destination) || len(res.Location) == len(j.Spec.Destination):
+		writeError(w, http.StatusBadRequest, "result location %q is not an object under the job's destination %s", res.Location, j.Spec.Destination)
+		return false
+	case res.Size < 0 || uint64(res.Size) > j.Spec.MaxBytes+jobapi.UploadSlack:
+		writeError(w, http.StatusRequestEntityTooLarge, "result of %d bytes is above job %d's max_bytes %d", res.Size, id, j.Spec.MaxBytes)
+		return false
+	case !validSHA256(res.SHA256):
+		writeError(w, http.StatusBadRequest, "result sha256 %q is not 64 hex digits", res.SHA256)
+		return false
+	}
+	_, err = s.cfg.Store.AttachResult(r.Context(), id, d.ID, store.RunResult{
+		Location: res.Location, Size: res.Size, SHA256: strings.ToLower(res.SHA256), StoredAt: s.now(),
+	})
+	switch {
+	case errors.Is(err, store.ErrExists):
+		writeError(w, http.StatusConflict, "job %d's run already has another result", id)
+		return false
+	case err != nil:
+		s.runError(w, r, id, d, err, store.RunState(req.State))
+		return false
+	}
+	s.log.Info("job result delivered to object storage", "job", id, "device_id", d.ID, "location", res.Location, "size", res.Size)
+	return true
+}
+
+// validSHA256 reports whether s is a hex SHA-256.
+func validSHA256(s string) bool {
+	b, err := hex.DecodeString(s)
+	return err == nil && len(b) == sha256.Size
 }
 
 // runKey names one device's run of a job.
@@ -461,7 +511,7 @@ func uploadHeaders(w http.ResponseWriter, r *http.Request) (offset, total int64,
 		return 0, 0, "", false
 	}
 	sum = strings.ToLower(r.Header.Get(jobapi.HeaderSHA256))
-	if b, err := hex.DecodeString(sum); err != nil || len(b) != sha256.Size {
+	if !validSHA256(sum) {
 		writeError(w, http.StatusBadRequest, "%s %q: give the whole file's SHA-256 in hex (64 digits)", jobapi.HeaderSHA256, r.Header.Get(jobapi.HeaderSHA256))
 		return 0, 0, "", false
 	}

@@ -295,6 +295,70 @@ func TestJobFinish(t *testing.T) {
 	}
 }
 
+// An agent that delivered an S3 job's result itself says where in its
+// end; the console records it, refuses a location outside the job's
+// destination or a console job's location, and points downloads at it.
+func TestJobFinishDelivered(t *testing.T) {
+	c := mustJobConsole(t, backends[0].open(t), nil, "", JobPolicy{})
+	a := c.mustEnroll("sensor-1", "m-1")
+	v := c.mustCreateJob(map[string]any{"devices": []string{a.m.DeviceID()}, "interfaces": []string{"eth0"},
+		"destination": "s3://captures/jobs/"})
+	claim := newClaim(t)
+	mustClaim(t, a, v.ID, claim)
+	finish := jobapi.Path(jobapi.FinishPath, v.ID)
+	sum := strings.Repeat("ab", 32)
+	code, body := a.post(finish, jobapi.FinishRequest{Claim: claim, State: "finished",
+		Result: &jobapi.Result{Location: "s3://captures/jobs/early.pcapng", Size: 1, SHA256: sum}})
+	mustStatus(t, "an accepted run finished", code, body, http.StatusUnprocessableEntity, "cannot become finished")
+	if r := c.mustJob(v.ID).Runs[0]; r.Result != nil {
+		t.Errorf("a refused end attached its result: %+v", r.Result)
+	}
+	code, body = a.post(jobapi.Path(jobapi.ProgressPath, v.ID), jobapi.ProgressRequest{Claim: claim, State: "uploading"})
+	mustControl(t, "uploading", code, body)
+	end := func(res jobapi.Result) jobapi.FinishRequest {
+		return jobapi.FinishRequest{Claim: claim, State: "finished", Progress: jobapi.Progress{Packets: 3, Size: 700}, Result: &res}
+	}
+	before := c.mustJob(v.ID)
+	for _, bad := range []struct {
+		res  jobapi.Result
+		code int
+		want string
+	}{
+		{jobapi.Result{Location: "s3://other/jobs/x.pcapng", Size: 700, SHA256: sum}, http.StatusBadRequest, "not an object under the job's destination"},
+		{jobapi.Result{Location: "s3://captures/jobs/", Size: 700, SHA256: sum}, http.StatusBadRequest, "not an object under"},
+		{jobapi.Result{Location: "s3://captures/jobs/x.pcapng", Size: 700, SHA256: "nothex"}, http.StatusBadRequest, "64 hex digits"},
+		{jobapi.Result{Location: "s3://captures/jobs/x.pcapng", Size: 1 << 40, SHA256: sum}, http.StatusRequestEntityTooLarge, "above job"},
+	} {
+		code, body := a.post(finish, end(bad.res))
+		mustStatus(t, "finish with "+bad.res.Location, code, body, bad.code, bad.want)
+	}
+	if d := cmp.Diff(before, c.mustJob(v.ID)); d != "" {
+		t.Errorf("refused ends changed the run (-before +after):\n%s", d)
+	}
+	loc := "s3://captures/jobs/sensor-1/job-1/2026-12-01/capture.pcapng"
+	for range 2 { // repeated: the same result, one end
+		code, body := a.post(finish, end(jobapi.Result{Location: loc, Size: 700, SHA256: sum}))
+		mustControl(t, "finish delivered", code, body)
+	}
+	r := c.mustJob(v.ID).Runs[0]
+	if r.State != store.RunFinished || r.Result == nil || r.Result.Location != loc || r.Result.Size != 700 || r.Result.SHA256 != sum {
+		t.Fatalf("run after a delivered end: %+v (result %+v)", r, r.Result)
+	}
+	resp, body := c.download(v.ID, a.m.DeviceID())
+	if resp.StatusCode != http.StatusConflict || !strings.Contains(string(body), loc) {
+		t.Errorf("download of a delivered result: %d %s, want 409 naming %s", resp.StatusCode, body, loc)
+	}
+
+	cv := c.mustCreateJob(map[string]any{"devices": []string{a.m.DeviceID()}, "interfaces": []string{"eth0"}})
+	claim2 := newClaim(t)
+	mustClaim(t, a, cv.ID, claim2)
+	code, body = a.post(jobapi.Path(jobapi.ProgressPath, cv.ID), jobapi.ProgressRequest{Claim: claim2, State: "running"})
+	mustControl(t, "running", code, body)
+	code, body = a.post(jobapi.Path(jobapi.FinishPath, cv.ID), jobapi.FinishRequest{Claim: claim2, State: "finished",
+		Result: &jobapi.Result{Location: "s3://captures/x", Size: 1, SHA256: sum}})
+	mustStatus(t, "a console job's end with a location", code, body, http.StatusConflict, "goes to the console")
+}
+
 // uploadResult is the answer to HEAD or PATCH of a run's pcap.
 type uploadResult struct {
 	code     int

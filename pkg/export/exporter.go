@@ -246,6 +246,22 @@ func (x *Exporter) Pending(path string) bool {
 	return x.byPath[path] != nil
 }
 
+// Location is the URL of the object a pending path is uploaded to,
+// s3://BUCKET/KEY; false when path is not pending. The key is decided by
+// Enqueue and kept across restarts, so it is where the file arrives.
+func (x *Exporter) Location(path string) (string, bool) {
+	if p, err := filepath.Abs(path); err == nil {
+		path = p
+	}
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	it := x.byPath[path]
+	if it == nil {
+		return "", false
+	}
+	return "s3://" + x.cfg.Bucket + "/" + it.e.Key, true
+}
+
 // Stats returns the counters; see Stats.
 func (x *Exporter) Stats() Stats { return x.stats.snapshot() }
 

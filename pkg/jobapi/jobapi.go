@@ -114,6 +114,19 @@ type FinishRequest struct {
 	// Error is the reason of failed and canceled.
 	Error string `json:"error,omitempty"`
 	Progress
+	// Result is where the agent delivered the result itself (an S3
+	// destination); nil for the console's destination, whose upload the
+	// console records.
+	Result *Result `json:"result,omitempty"`
+}
+
+// Result is a result the agent delivered: its object's URL, size and
+// SHA-256.
+type Result struct {
+	// Location is s3://BUCKET/KEY, under the job's destination.
+	Location string `json:"location"`
+	Size     int64  `json:"size"`
+	SHA256   string `json:"sha256"`
 }
 
 // RunControl is the console's answer to progress, finish and the cancel

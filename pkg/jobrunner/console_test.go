@@ -42,6 +42,8 @@ type consoleRun struct {
 	part     []byte
 	result   []byte
 	finishes int // requests that ended the run (not repeats)
+	// delivered is the result the agent delivered itself (S3).
+	delivered *jobapi.Result
 	// Requests seen.
 	claims     []string // claim tokens, in order
 	progresses []jobapi.ProgressRequest
@@ -388,7 +390,7 @@ func (fc *fakeConsole) handler() http.Handler {
 		case !canBecome(run.state, req.State):
 			writeErr(w, http.StatusUnprocessableEntity, "a %s run cannot become %s", run.state, req.State)
 		default:
-			run.progress, run.errText = req.Progress, req.Error
+			run.progress, run.errText, run.delivered = req.Progress, req.Error, req.Result
 			run.finishes++
 			fc.becomeLocked(run, req.State)
 			if fc.loseFinishes > 0 {

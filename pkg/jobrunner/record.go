@@ -85,6 +85,8 @@ type record struct {
 	SHA256  string `json:"sha256,omitempty"`
 	// Uploaded: the console (or the store) confirmed the whole result.
 	Uploaded bool `json:"uploaded,omitempty"`
+	// Location is the object's URL of an S3 destination, once uploaded.
+	Location string `json:"location,omitempty"`
 }
 
 // newClaim is a random 128-bit claim token, 32 hex digits.

@@ -560,7 +560,8 @@ func (rn *run) deliver(ctx context.Context, stopReports func()) bool {
 	rn.mu.Unlock()
 	if rec.State == stateUploading {
 		if rec.HasFile && !rec.Uploaded && !rn.isForeign() {
-			err := rn.upload(ctx, rec)
+			location, err := rn.upload(ctx, rec)
+			rec.Location = location
 			switch {
 			case err == nil:
 				rn.log.Info("result uploaded", "destination", rec.Job.Destination, "size", rec.Size, "sha256", rec.SHA256)
@@ -581,7 +582,7 @@ func (rn *run) deliver(ctx context.Context, stopReports func()) bool {
 		}
 		rec.State = stateFinishing
 		if err := rn.save(func(r *record) {
-			r.State, r.Outcome, r.Reason, r.Uploaded = rec.State, rec.Outcome, rec.Reason, rec.Uploaded
+			r.State, r.Outcome, r.Reason, r.Uploaded, r.Location = rec.State, rec.Outcome, rec.Reason, rec.Uploaded, rec.Location
 		}); err != nil {
 			rn.log.Error("write the run's record", "error", err)
 		}
@@ -598,6 +599,9 @@ func (rn *run) deliver(ctx context.Context, stopReports func()) bool {
 	req := jobapi.FinishRequest{Claim: rec.Claim, State: rec.Outcome, Progress: rec.Progress}
 	if rec.Outcome != outcomeFinished {
 		req.Error = rec.Reason
+	}
+	if rec.Uploaded && rec.Location != "" {
+		req.Result = &jobapi.Result{Location: rec.Location, Size: rec.Size, SHA256: rec.SHA256}
 	}
 	err := rn.r.retry(ctx, rn.log, "finish", func(ctx context.Context) error {
 		_, err := rn.r.do(ctx, request{method: http.MethodPost, path: jobapi.Path(jobapi.FinishPath, rn.id), in: req,
@@ -651,10 +655,12 @@ func (rn *run) remove() {
 	}
 }
 
-// upload sends the result to its destination.
-func (rn *run) upload(ctx context.Context, rec record) error {
+// upload sends the result to its destination. It returns the object's
+// URL for an S3 destination, "" for the console's (which records the
+// upload itself).
+func (rn *run) upload(ctx context.Context, rec record) (string, error) {
 	if rec.Job.Destination == "" || rec.Job.Destination == jobapi.DestinationConsole {
-		return rn.uploadConsole(ctx, rec)
+		return "", rn.uploadConsole(ctx, rec)
 	}
 	return rn.uploadS3(ctx, rec)
 }

@@ -51,19 +51,21 @@ func (r *Runner) checkDestination(id int64, dest string) error {
 // spool export.spool/job-ID) and waits until the store has it: the
 // exporter retries with backoff, and its spool survives a restart
 // (exactly once: the object key is decided at the first Enqueue).
-func (rn *run) uploadS3(ctx context.Context, rec record) error {
+//
+// It returns the object's URL, for the run's end.
+func (rn *run) uploadS3(ctx context.Context, rec record) (string, error) {
 	cfg, err := rn.r.exportConfig(rn.id, rec.Job.Destination)
 	if err != nil {
-		return err
+		return "", err
 	}
 	x, err := export.New(cfg)
 	if err != nil {
-		return err
+		return "", err
 	}
 	defer x.Close()
 	path, err := filepath.Abs(filepath.Join(rn.dir, CaptureFile))
 	if err != nil {
-		return err
+		return "", err
 	}
 	end := rec.StoppedAt
 	if end.IsZero() {
@@ -74,8 +76,9 @@ func (rn *run) uploadS3(ctx context.Context, rec record) error {
 		Interfaces: rec.Job.Interfaces, Capture: spoolName(rn.id), Format: "pcapng",
 	})
 	if err != nil {
-		return err
+		return "", err
 	}
+	location, _ := x.Location(path)
 	uctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	wg.Add(1)
@@ -94,10 +97,10 @@ func (rn *run) uploadS3(ctx context.Context, rec record) error {
 	cancel()
 	wg.Wait()
 	if x.Pending(path) {
-		return ctx.Err()
+		return "", ctx.Err()
 	}
 	if s := x.Stats(); s.FilesLost > 0 {
-		return errors.New("the exporter lost the capture file before it was uploaded")
+		return "", errors.New("the exporter lost the capture file before it was uploaded")
 	}
 	rn.r.stats.uploadBytes.Add(uint64(rec.Size))
 	rn.setUploaded(rec.Size)
@@ -107,5 +110,5 @@ func (rn *run) uploadS3(ctx context.Context, rec record) error {
 	if err := os.RemoveAll(cfg.Spool); err != nil {
 		rn.log.Warn("remove the job's export spool", "spool", cfg.Spool, "error", err)
 	}
-	return nil
+	return location, nil
 }

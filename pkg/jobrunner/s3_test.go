@@ -85,6 +85,10 @@ func TestS3Destination(t *testing.T) {
 	if !bytes.Equal(body, data) {
 		t.Errorf("the object has %d bytes, not the file's %d", len(body), len(data))
 	}
+	// The run's end tells the console where the result is.
+	if want := (jobapi.Result{Location: "s3://captures/" + keys[0], Size: int64(len(data)), SHA256: sha(data)}); got.delivered == nil || *got.delivered != want {
+		t.Errorf("the run's end delivered %+v, want %+v", got.delivered, want)
+	}
 	if _, err := os.Stat(filepath.Join(spool, spoolName(4))); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("the run's export spool after the upload: %v, want it removed", err)
 	}
