@@ -225,7 +225,7 @@ func TestExample(t *testing.T) {
 			StallTimeout: 2 * time.Minute,
 			UploadGrace:  30 * time.Second,
 		},
-		Jobs:                DefaultJobs(),
+		Jobs:                Jobs{MaxConcurrent: 2, Dir: "/var/lib/ringtap/jobs", MaxBytes: 2 << 30, MinFree: storage.Space{Percent: 5}},
 		ShutdownHook:        "/usr/local/bin/on-ringtap-stop",
 		ShutdownHookTimeout: 10 * time.Second,
 		StopTimeout:         30 * time.Second,
