@@ -80,7 +80,11 @@ func MetricsTable() string {
 	var b strings.Builder
 	b.WriteString("| metric | type | labels | meaning |\n|---|---|---|---|\n")
 	for _, d := range metricDefs {
-		fmt.Fprintf(&b, "| `%s` | %s | %s | %s |\n", d.name, d.typ, d.labels, d.help)
+		labels := d.labels + " "
+		if d.labels == "" {
+			labels = ""
+		}
+		fmt.Fprintf(&b, "| `%s` | %s | %s| %s |\n", d.name, d.typ, labels, d.help)
 	}
 	return b.String()
 }
