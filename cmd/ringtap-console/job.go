@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
-	"crypto/tls"
-	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -27,6 +25,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/ringtap/ringtap/pkg/certmgr"
 	"github.com/ringtap/ringtap/pkg/console"
 	"github.com/ringtap/ringtap/pkg/console/pki"
 	"github.com/ringtap/ringtap/pkg/console/store"
@@ -176,10 +175,6 @@ func (f adminFlags) check() (adminTarget, error) {
 	return t, nil
 }
 
-// errFingerprint: the console presented no CA with the pinned
-// fingerprint.
-var errFingerprint = errors.New("the console presented no CA certificate with the pinned fingerprint: check --ca-fingerprint against the output of `ringtap-console init`")
-
 // adminClient talks to the admin API, trusting only the pinned CA.
 type adminClient struct {
 	base  *url.URL
@@ -187,30 +182,12 @@ type adminClient struct {
 	hc    *http.Client
 }
 
-// dial fetches the console's CA, checks its fingerprint, and returns a
-// client that trusts that CA alone: the way agents pin it when they
-// enroll (pkg/certmgr), with no certificate check ever skipped.
+// dial returns a client that trusts the console's CA alone, pinned by
+// its fingerprint the way agents pin it when they enroll.
 func dial(ctx context.Context, t adminTarget) (*adminClient, error) {
-	ca, err := fetchCA(ctx, t.base, t.pin)
+	cfg, err := certmgr.PinnedTLSConfig(ctx, t.base, t.pin)
 	if err != nil {
 		return nil, fmt.Errorf("connect to %s: %w", t.base.Redacted(), err)
-	}
-	pool := x509.NewCertPool()
-	pool.AddCert(ca)
-	cfg := &tls.Config{
-		MinVersion: tls.VersionTLS13,
-		RootCAs:    pool,
-		VerifyConnection: func(cs tls.ConnectionState) error {
-			if len(cs.VerifiedChains) == 0 {
-				return errFingerprint
-			}
-			for _, chain := range cs.VerifiedChains {
-				if pki.Fingerprint(chain[len(chain)-1]) != t.pin {
-					return errFingerprint
-				}
-			}
-			return nil
-		},
 	}
 	return &adminClient{base: t.base, token: t.token, hc: &http.Client{Transport: &http.Transport{
 		TLSClientConfig:     cfg,
@@ -218,41 +195,6 @@ func dial(ctx context.Context, t adminTarget) (*adminClient, error) {
 		TLSHandshakeTimeout: 15 * time.Second,
 		IdleConnTimeout:     90 * time.Second,
 	}}}, nil
-}
-
-// fetchCA returns the CA certificate with fingerprint pin from the chain
-// the console at u presents: the handshake verifies against an empty
-// pool, which fails by design and hands back the certificates sent
-// (tls.CertificateVerificationError); nothing is sent to the console, and
-// the CA is trusted only if it hashes to pin.
-func fetchCA(ctx context.Context, u *url.URL, pin string) (*x509.Certificate, error) {
-	d := tls.Dialer{
-		NetDialer: &net.Dialer{Timeout: 15 * time.Second},
-		Config:    &tls.Config{MinVersion: tls.VersionTLS13, RootCAs: x509.NewCertPool(), ServerName: u.Hostname()},
-	}
-	host := u.Host
-	if u.Port() == "" {
-		host = net.JoinHostPort(u.Hostname(), "443")
-	}
-	conn, err := d.DialContext(ctx, "tcp", host)
-	if err == nil {
-		_ = conn.Close() // impossible with an empty pool: refuse rather than guess
-		return nil, errFingerprint
-	}
-	var cve *tls.CertificateVerificationError
-	if !errors.As(err, &cve) {
-		return nil, err
-	}
-	for _, c := range cve.UnverifiedCertificates {
-		if pki.Fingerprint(c) != pin {
-			continue
-		}
-		if !c.IsCA || !c.BasicConstraintsValid || c.CheckSignatureFrom(c) != nil {
-			return nil, errors.New("the certificate with the pinned fingerprint is not a self-signed CA")
-		}
-		return c, nil
-	}
-	return nil, errFingerprint
 }
 
 // apiError is a non-2xx answer of the admin API.

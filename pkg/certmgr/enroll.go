@@ -203,6 +203,20 @@ func hostPort(u *url.URL) string {
 	return net.JoinHostPort(u.Hostname(), "443")
 }
 
+// PinnedTLSConfig fetches the CA of the console at u and returns a
+// client TLS config that trusts that CA alone, and only when its SHA-256
+// fingerprint is pin ("sha256:..."), as an enrolling agent does: the
+// probe handshake sends nothing, and no certificate check is skipped.
+// Tools that reach the admin API from a terminal use it. A console whose
+// chain holds no CA with that fingerprint is ErrFingerprintMismatch.
+func PinnedTLSConfig(ctx context.Context, u *url.URL, pin string) (*tls.Config, error) {
+	ca, err := fetchCA(ctx, u, pin)
+	if err != nil {
+		return nil, err
+	}
+	return pinnedTLSConfig(ca, pin, nil), nil
+}
+
 // pinnedTLSConfig returns a client config that trusts ca only and checks
 // again, after the standard verification, that every verified chain ends
 // at the pinned fingerprint. getCert, when not nil, supplies the client
