@@ -633,12 +633,12 @@ func (d *jobDevice) mustSpoolEmpty(t *testing.T, id int64) {
 	})
 }
 
-// mustJobMetrics checks the agent's job metrics: each of want's lines
-// ("ringtap_jobs_running 0") is in its /metrics.
-func (d *jobDevice) mustJobMetrics(t *testing.T, want ...string) {
+// mustJobMetrics waits until each of want's lines ("ringtap_jobs_running
+// 0") is in the agent's /metrics.
+func (d *jobDevice) mustJobMetrics(t *testing.T, within time.Duration, want ...string) {
 	t.Helper()
 	var body string
-	mustITWaitFor(t, 5*time.Second, d.name+"'s job metrics", func() (bool, string) {
+	mustITWaitFor(t, within, d.name+"'s job metrics", func() (bool, string) {
 		resp, err := d.agent.client.Get(d.agent.url + "/metrics")
 		if err != nil {
 			return false, err.Error()

@@ -23,6 +23,8 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/ringtap/ringtap/pkg/testbed/testbedtest"
 )
 
 const jobSkip = "capture jobs need ringtap-console and two processes per test; the capture path is tested on every kernel by the other tests"
@@ -30,11 +32,13 @@ const jobSkip = "capture jobs need ringtap-console and two processes per test; t
 // jobFilter selects part of jobFrames and all of jobUDP.
 const jobFilter = "(udp and dst port 1000) or icmp"
 
+// requireTools skips the test (fails it under CI=true) when a tool it
+// checks with is missing.
 func requireTools(t *testing.T, tools ...string) {
 	t.Helper()
 	for _, tool := range tools {
 		if _, err := exec.LookPath(tool); err != nil {
-			t.Fatalf("%s not found: install it (tcpdump, wireshark-common, tshark)", tool)
+			testbedtest.SkipOrFail(t, "%s not found: install tcpdump, wireshark-common and tshark", tool)
 		}
 	}
 }
@@ -93,7 +97,7 @@ func TestJobTwoDevices(t *testing.T) {
 			t.Errorf("GET %s with Range bytes=0-3: %d %x, want 206 0a0d0d0a", r.Result.Download, code, raw)
 		}
 		d.mustSpoolEmpty(t, j.ID)
-		d.mustJobMetrics(t, `ringtap_jobs_finished_total{state="finished"} 1`, "ringtap_jobs_running 0", "ringtap_job_uploads_pending 0", "ringtap_job_held_bytes 0")
+		d.mustJobMetrics(t, 5*time.Second, `ringtap_jobs_finished_total{state="finished"} 1`, "ringtap_jobs_running 0", "ringtap_job_uploads_pending 0", "ringtap_job_held_bytes 0")
 	}
 	j = b.mustJob(j.ID)
 	if j.State != "done" {
@@ -173,7 +177,7 @@ func TestJobCancel(t *testing.T) {
 		t.Errorf("job after its run was canceled: %s, want done", j.State)
 	}
 	d.mustSpoolEmpty(t, j.ID)
-	d.mustJobMetrics(t, `ringtap_jobs_finished_total{state="canceled"} 1`, "ringtap_jobs_running 0", "ringtap_job_uploads_pending 0")
+	d.mustJobMetrics(t, 5*time.Second, `ringtap_jobs_finished_total{state="canceled"} 1`, "ringtap_jobs_running 0", "ringtap_job_uploads_pending 0")
 	// Nothing is left attached once the run stopped.
 	mustITWaitFor(t, 5*time.Second, "nothing attached after the cancel", func() (bool, string) {
 		left := jobAttached(t, d)
@@ -223,7 +227,7 @@ func TestJobConsoleRestart(t *testing.T) {
 	}
 	mustHoldExactly(t, path, sent, jobFilter, 1<<20)
 	d.mustSpoolEmpty(t, j.ID)
-	d.mustJobMetrics(t, `ringtap_jobs_finished_total{state="finished"} 1`, `ringtap_jobs_finished_total{state="failed"} 0`)
+	d.mustJobMetrics(t, 5*time.Second, `ringtap_jobs_finished_total{state="finished"} 1`, `ringtap_jobs_finished_total{state="failed"} 0`)
 	// Exactly one result in the console's data directory, no partial.
 	ents, err := os.ReadDir(filepath.Join(b.con.data, "jobs", fmt.Sprint(j.ID)))
 	if err != nil {
@@ -242,6 +246,33 @@ func TestJobConsoleRestart(t *testing.T) {
 	if again := b.mustJob(j.ID).run(t, d.id); !cmp.Equal(again, r) {
 		t.Errorf("the run changed after it finished:\n%s\nwas\n%s", again, r)
 	}
+
+	// A run that ends while the console is down keeps its result in the
+	// agent's spool, and uploads it once the console is back.
+	req = jobRequest(jobFilter, "3s", d)
+	req["max_bytes"] = 4 << 20
+	j = b.mustCreateJob(req)
+	b.mustWaitRun(j.ID, d.id, 15*time.Second, "running", inState("running"))
+	sent = jobUDP(d, 20, 180, 4)
+	mustITSend(t, d.pair.A, sent)
+	b.mustWaitRun(j.ID, d.id, 10*time.Second, "20 packets", func(r runView) bool { return r.Packets == 20 })
+	b.mustKillConsole()
+	d.mustJobMetrics(t, 10*time.Second, "ringtap_jobs_running 0", "ringtap_job_uploads_pending 1")
+	spooled := filepath.Join(d.state, "jobs", fmt.Sprint(j.ID), "capture.pcapng")
+	if n := itCapinfosPackets(t, spooled); n != 20 {
+		t.Errorf("the spooled result %s holds %d packets, want 20", spooled, n)
+	}
+	b.mustServe()
+	r = b.mustWaitRun(j.ID, d.id, 40*time.Second, "finished with its result", func(r runView) bool {
+		return r.ended() && (r.Result != nil || r.State != "finished")
+	})
+	mustTransitions(t, j, r, "queued", "accepted", "running", "uploading", "finished")
+	if r.Packets != 20 {
+		t.Errorf("the spooled run: %d packets, want 20", r.Packets)
+	}
+	mustHoldExactly(t, b.mustDownload(j, r), sent, jobFilter, 1<<20)
+	d.mustSpoolEmpty(t, j.ID)
+	d.mustJobMetrics(t, 5*time.Second, `ringtap_jobs_finished_total{state="finished"} 2`, "ringtap_job_uploads_pending 0")
 }
 
 // TestJobAgentKilled: both agents of a two-device job are SIGKILLed
@@ -304,7 +335,7 @@ func TestJobAgentKilled(t *testing.T) {
 	}
 	mustHoldExactly(t, path, sent[0], jobFilter, 1<<20)
 	back.mustSpoolEmpty(t, j.ID)
-	back.mustJobMetrics(t, `ringtap_jobs_finished_total{state="failed"} 1`, "ringtap_jobs_running 0", "ringtap_job_uploads_pending 0")
+	back.mustJobMetrics(t, 5*time.Second, `ringtap_jobs_finished_total{state="failed"} 1`, "ringtap_jobs_running 0", "ringtap_job_uploads_pending 0")
 	if left := jobAttached(t, back); len(left) != 0 {
 		t.Errorf("attached to %s's %s after its agent recovered the run: %v", back.name, jobTap, left)
 	}
@@ -418,10 +449,6 @@ func TestJobLiveTshark(t *testing.T) {
 	})
 
 	t.Run("job run -w -", func(t *testing.T) {
-		out, err := exec.Command(mustConsoleBin(t), "job", "run", "--help").CombinedOutput()
-		if strings.Contains(string(out), "unknown command") || (err != nil && !strings.Contains(string(out), "-w")) {
-			t.Fatalf("ringtap-console job run: %v\n%s", err, out)
-		}
 		cmd := exec.Command("ip", "netns", "exec", b.cpair.A.NSName, mustConsoleBin(t), "job", "run",
 			"--console", b.con.adminURL, "--token", b.con.admin.token, "--ca-fingerprint", b.con.fingerprint,
 			"--device", d.id, "--interface", jobTap, "--duration", "8s", "--max-bytes", fmt.Sprint(4<<20), "-w", "-", "udp", "and", "dst", "port", "1000")
@@ -471,6 +498,9 @@ func TestJobLiveTshark(t *testing.T) {
 		}
 		r := list.Jobs[0].run(t, d.id)
 		t.Logf("job run -w -: tshark read %d packets, the run captured %d", n, r.Packets)
+		if lines := nonEmptyLines(stderr.String()); len(lines) == 0 || !strings.Contains(lines[len(lines)-1], fmt.Sprintf("finished: %d packets", r.Packets)) {
+			t.Errorf("ringtap-console job run's last line on stderr does not say the run finished with its %d packets:\n%s", r.Packets, stderr.String())
+		}
 		if list.Jobs[0].Filter != "udp and dst port 1000" || r.State != "finished" || n == 0 || uint64(n) > r.Packets {
 			t.Errorf("job run's job %+v, run %s, tshark read %d: want filter %q, finished, tshark at least one packet and at most the run's", list.Jobs[0], r, n, "udp and dst port 1000")
 		}
@@ -676,4 +706,133 @@ func TestJobBadInput(t *testing.T) {
 	if diff := cmp.Diff([]int64{1}, ids); diff != "" {
 		t.Errorf("jobs stored (-want +got):\n%s", diff)
 	}
+}
+
+// TestJobStopConditions: a job ends at its packet limit, and at its byte
+// limit, before its duration, with the first packets it matched; a
+// standing capture on the same interface runs through both jobs and
+// loses nothing.
+func TestJobStopConditions(t *testing.T) {
+	skipInKernelMatrix(t, jobSkip)
+	requireTools(t, "tcpdump", "capinfos")
+	b := mustJobBed(t, 1, true)
+	d := b.devs[0]
+	standing := map[string]any{"generation": 0, "captures": []map[string]any{{
+		"name": "standing", "interface": jobTap, "filter": "udp", "output": map[string]any{"dir": filepath.Join(b.tmp, "standing")},
+	}}}
+	b.con.admin.mustJSON("PUT", "/api/v1/devices/"+d.id+"/captures", standing, map[string]string{"If-Match": "0"}, 200, nil)
+	d.agent.mustWaitRunning(t, "standing", 1, 15*time.Second)
+	var all [][]byte
+
+	for _, tc := range []struct {
+		name   string
+		limit  map[string]any
+		frames [][]byte
+	}{
+		{"max_packets", map[string]any{"max_packets": 5}, append(jobUDP(d, 20, 200, 1), jobFrames(t, d, 0)...)},
+		{"max_bytes", map[string]any{"max_bytes": 4096}, jobUDP(d, 20, 500, 2)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			req := jobRequest(jobFilter, "5m", d)
+			for k, v := range tc.limit {
+				req[k] = v
+			}
+			j := b.mustCreateJob(req)
+			b.mustWaitRun(j.ID, d.id, 15*time.Second, "running", inState("running"))
+			mustITSend(t, d.pair.A, tc.frames)
+			all = append(all, tc.frames...)
+			started := time.Now()
+			r := b.mustWaitRun(j.ID, d.id, 15*time.Second, "finished with its result", func(r runView) bool {
+				return r.ended() && (r.Result != nil || r.State != "finished")
+			})
+			mustTransitions(t, j, r, "queued", "accepted", "running", "uploading", "finished")
+			path := b.mustDownload(j, r)
+			t.Logf("%s: finished %v after the frames were sent, with %d packets in %d bytes", tc.name, time.Since(started).Round(time.Millisecond), r.Packets, r.Result.Size)
+			got := jobPackets(t, path)
+			want := itTcpdumpSelect(t, tc.frames, jobFilter, 1<<20)
+			if mp, ok := tc.limit["max_packets"].(int); ok && len(got) != mp {
+				t.Errorf("the pcap of a job with max_packets %d holds %d packets", mp, len(got))
+			}
+			if mb, ok := tc.limit["max_bytes"].(int); ok && (r.Result.Size > int64(mb) || len(got) == 0 || len(got) >= len(want)) {
+				t.Errorf("the pcap of a job with max_bytes %d: %d bytes, %d of the %d packets that match", mb, r.Result.Size, len(got), len(want))
+			}
+			if uint64(len(got)) != r.Packets || len(got) > len(want) {
+				t.Fatalf("the pcap holds %d packets, the run says %d, %d were sent that match", len(got), r.Packets, len(want))
+			}
+			for i := range got {
+				if !cmp.Equal(got[i].Data, want[i]) {
+					t.Errorf("packet %d is not the %dth frame that matched", i, i)
+				}
+			}
+		})
+	}
+	// The standing capture saw every UDP frame while the jobs came and
+	// went on its interface.
+	n := uint64(len(itTcpdumpSelect(t, all, "udp", 1<<20)))
+	mustITWaitFor(t, 10*time.Second, fmt.Sprintf("the standing capture's %d packets", n), func() (bool, string) {
+		st, err := d.agent.status(t)
+		if err != nil {
+			return false, err.Error()
+		}
+		for _, c := range st.Captures {
+			if c.Name == "standing" {
+				return c.Written == n && c.State == "running", fmt.Sprintf("%+v", c)
+			}
+		}
+		return false, fmt.Sprintf("%+v", st.Captures)
+	})
+}
+
+// TestJobAgentStopped: SIGTERM to the agent mid-run stops the capture,
+// finishes and uploads the file, and ends the run failed with the
+// reason, before the agent exits cleanly.
+func TestJobAgentStopped(t *testing.T) {
+	skipInKernelMatrix(t, jobSkip)
+	requireTools(t, "tcpdump", "capinfos")
+	b := mustJobBed(t, 1, true)
+	d := b.devs[0]
+	req := jobRequest(jobFilter, "5m", d)
+	req["max_bytes"] = 4 << 20
+	j := b.mustCreateJob(req)
+	b.mustWaitRun(j.ID, d.id, 15*time.Second, "running", inState("running"))
+	sent := append(jobUDP(d, 30, 200, 5), jobFrames(t, d, 1)...)
+	mustITSend(t, d.pair.A, sent)
+	n := uint64(len(itTcpdumpSelect(t, sent, jobFilter, 1<<20)))
+	b.mustWaitRun(j.ID, d.id, 10*time.Second, fmt.Sprintf("%d packets", n), func(r runView) bool { return r.Packets == n })
+	d.agent.proc.mustStop(t)
+	// The end was reported before the agent exited.
+	r := b.mustJob(j.ID).run(t, d.id)
+	const stopped = "the agent was stopped during the run"
+	if _, _, reason := r.last(); r.State != "failed" || reason != stopped || r.Result == nil {
+		t.Fatalf("run after SIGTERM to its agent: %s\nwant failed with %q and its result", r, stopped)
+	}
+	mustNoRepeats(t, r)
+	mustHoldExactly(t, b.mustDownload(j, r), sent, jobFilter, 1<<20)
+	if left := jobAttached(t, d); len(left) != 0 {
+		t.Errorf("attached after the agent stopped: %v", left)
+	}
+	if _, err := os.Stat(filepath.Join(d.state, "jobs", fmt.Sprint(j.ID))); !os.IsNotExist(err) {
+		t.Errorf("the run's directory is still in the agent's spool after its end was reported: %v", err)
+	}
+}
+
+// TestJobOverBudget: a run whose max_bytes does not fit in the agent's
+// jobs.max_bytes is accepted and failed at once, with the sentence that
+// says what to change, and captures nothing.
+func TestJobOverBudget(t *testing.T) {
+	skipInKernelMatrix(t, jobSkip)
+	b := mustJobBed(t, 1, false)
+	d := b.devs[0]
+	mustITWriteFile(t, d.cfg, "http:\n  listen: 127.0.0.1:19273\njobs:\n  max_bytes: 2MiB\n")
+	d.mustStartAgent(t)
+	req := jobRequest(jobFilter, "1m", d)
+	req["max_bytes"] = 4 << 20
+	j := b.mustCreateJob(req)
+	r := b.mustWaitRun(j.ID, d.id, 15*time.Second, "failed", func(r runView) bool { return r.ended() })
+	mustTransitions(t, j, r, "queued", "accepted", "failed")
+	want := fmt.Sprintf("job %d needs up to 4.0 MiB but the agent's job budget has 2.0 MiB left (jobs.max_bytes 2.0 MiB, 0 B held): lower max_bytes or raise jobs.max_bytes", j.ID)
+	if _, _, reason := r.last(); r.State != "failed" || reason != want || r.Error != want || r.Result != nil || r.Packets != 0 {
+		t.Errorf("run over the agent's budget: %s\nwant failed with %q, nothing captured", r, want)
+	}
+	d.mustSpoolEmpty(t, j.ID)
 }
