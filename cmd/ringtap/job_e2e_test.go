@@ -481,13 +481,12 @@ func TestJobLiveTshark(t *testing.T) {
 		case <-time.After(40 * time.Second):
 			t.Fatalf("ringtap-console job run still runs 40s after its 8s job started\n%s", stderr.String())
 		}
+		exitedAt := time.Now()
 		stop()
 		if cerr != nil {
 			t.Errorf("ringtap-console job run of a job that finishes: %v, want exit 0\n%s", cerr, stderr.String())
 		}
-		if !first.Before(time.Now()) {
-			t.Errorf("tshark's first packet came after the command exited")
-		}
+		t.Logf("job run -w -: tshark's first packet %v before the command exited", exitedAt.Sub(first).Round(time.Millisecond))
 		n := ts.mustExit(t, 10*time.Second)
 		var list struct {
 			Jobs []jobView `json:"jobs"`
