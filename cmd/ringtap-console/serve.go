@@ -31,7 +31,8 @@ that asks for more is refused with the flag's name. A job that gives no
 stop condition runs 60s; one without max_bytes gets --job-max-bytes. A run
 whose device sends nothing for --job-silence fails; a run no device
 accepts before its expires_in ends expired. Results uploaded to the
-console are kept in DIR/jobs/<job id>/<device id>.pcapng.
+console are kept in DIR/jobs/<job id>/<device id>.pcapng for
+--job-retention after the job ended.
 
 `
 
@@ -51,6 +52,7 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	jobMaxPackets := fs.Uint64("job-max-packets", 0, "the most packets a capture job may ask for, and the limit of one that asks none (0: no cap)")
 	jobMaxExpiry := fs.Duration("job-max-expiry", console.DefaultJobMaxExpiry, "the longest a capture job may wait for its devices to accept it (its expires_in)")
 	jobSilence := fs.Duration("job-silence", console.DefaultJobSilence, "a job run whose device sends nothing for this long fails")
+	jobRetention := fs.Duration("job-retention", console.DefaultJobRetention, "delete the results a job stored in DIR/jobs this long after it ended (0: keep them)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
@@ -70,7 +72,7 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	if err := lv.UnmarshalText([]byte(*level)); err != nil {
 		return fmt.Errorf("%w: --log-level %q: use debug, info, warn or error", errUsage, *level)
 	}
-	policy, err := jobPolicy(*jobMaxDuration, *jobMaxBytes, *jobMaxPackets, *jobMaxExpiry, *jobSilence)
+	policy, err := jobPolicy(*jobMaxDuration, *jobMaxBytes, *jobMaxPackets, *jobMaxExpiry, *jobSilence, *jobRetention)
 	if err != nil {
 		return fmt.Errorf("%w: %w", errUsage, err)
 	}
@@ -122,7 +124,7 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 }
 
 // jobPolicy checks the --job-* flags.
-func jobPolicy(maxDuration time.Duration, maxBytes string, maxPackets uint64, maxExpiry, silence time.Duration) (console.JobPolicy, error) {
+func jobPolicy(maxDuration time.Duration, maxBytes string, maxPackets uint64, maxExpiry, silence, retention time.Duration) (console.JobPolicy, error) {
 	var p console.JobPolicy
 	n, err := storage.ParseSize(maxBytes)
 	switch {
@@ -136,6 +138,9 @@ func jobPolicy(maxDuration time.Duration, maxBytes string, maxPackets uint64, ma
 		return p, fmt.Errorf("--job-max-expiry %s: give 1s or more, such as 24h", maxExpiry)
 	case silence < time.Second:
 		return p, fmt.Errorf("--job-silence %s: give 1s or more, such as 2m (agents report every second)", silence)
+	case retention < 0 || (retention > 0 && retention < time.Minute):
+		return p, fmt.Errorf("--job-retention %s: give 1m or more, such as 720h, or 0 to keep results", retention)
 	}
-	return console.JobPolicy{MaxDuration: maxDuration, MaxBytes: uint64(n), MaxPackets: maxPackets, MaxExpiry: maxExpiry, Silence: silence}, nil
+	return console.JobPolicy{MaxDuration: maxDuration, MaxBytes: uint64(n), MaxPackets: maxPackets, MaxExpiry: maxExpiry,
+		Silence: silence, Retention: retention}, nil
 }

@@ -158,6 +158,8 @@ func TestServeJobFlags(t *testing.T) {
 		{"zero --job-max-expiry", []string{"--job-max-expiry", "0s"}, "--job-max-expiry 0s: give 1s or more"},
 		{"short --job-silence", []string{"--job-silence", "100ms"}, "--job-silence 100ms: give 1s or more"},
 		{"bad --job-max-packets", []string{"--job-max-packets", "-1"}, "job-max-packets"},
+		{"short --job-retention", []string{"--job-retention", "10s"}, "--job-retention 10s: give 1m or more"},
+		{"negative --job-retention", []string{"--job-retention", "-1h"}, "--job-retention -1h0m0s"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -169,8 +171,8 @@ func TestServeJobFlags(t *testing.T) {
 		})
 	}
 
-	got, err := jobPolicy(2*time.Hour, "2GiB", 5000, 48*time.Hour, time.Minute)
-	want := console.JobPolicy{MaxDuration: 2 * time.Hour, MaxBytes: 2 << 30, MaxPackets: 5000, MaxExpiry: 48 * time.Hour, Silence: time.Minute}
+	got, err := jobPolicy(2*time.Hour, "2GiB", 5000, 48*time.Hour, time.Minute, 240*time.Hour)
+	want := console.JobPolicy{MaxDuration: 2 * time.Hour, MaxBytes: 2 << 30, MaxPackets: 5000, MaxExpiry: 48 * time.Hour, Silence: time.Minute, Retention: 240 * time.Hour}
 	if err != nil || got != want {
 		t.Errorf("jobPolicy = %+v, %v; want %+v", got, err, want)
 	}
@@ -181,7 +183,7 @@ func TestServeJobFlags(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, s := range []string{"-job-max-duration duration", "(default 1h0m0s)", "-job-max-bytes string", `(default "1GiB")`,
-		"-job-max-packets uint", "-job-max-expiry duration", "(default 24h0m0s)", "-job-silence duration", "(default 2m0s)", "DIR/jobs/<job id>/<device id>.pcapng"} {
+		"-job-max-packets uint", "-job-max-expiry duration", "(default 24h0m0s)", "-job-silence duration", "(default 2m0s)", "-job-retention duration", "(default 720h0m0s)", "DIR/jobs/<job id>/<device id>.pcapng"} {
 		if !strings.Contains(errb.String(), s) {
 			t.Errorf("serve --help lacks %q:\n%s", s, errb.String())
 		}

@@ -83,6 +83,7 @@ tests=(
   "pkg/trafficgen -  ^(TestCorpusTshark|TestCorpusDeterministic)$"
   "pkg/filter     -  -"
   "pkg/capture    -  -"
+  "pkg/pcapmgr    ^TestJob  -"
   "cmd/ringtap    -  ^TestFilterTestOddRecords$/./^(less_200|greater_1000|udp|not_tcp|udp_port_53|ip\[2:2\]_>_1000)$"
 )
 
@@ -92,13 +93,15 @@ tests=(
 # runs) would only show that XDP is missing, which the refusal step checks;
 # so these name the TC cases: capture end to end at TC (clsact), monitor
 # port and loopback at TC, the kernel probing and the verifier error, the
-# differential test through the real TC program, filter test --hook tc, and
-# many captures sharing the TC programs (clsact replace) with TestEngineSharedTC.
+# differential test through the real TC program, filter test --hook tc,
+# many captures sharing the TC programs (clsact replace) with TestEngineSharedTC,
+# and capture jobs (TestJob*: always TC, beside a standing capture).
 # No demo: its fast burst is sent with XDP live frames.
 tc_tests=(
   "ringbuf        -  -"
   "pkg/capture    ^(TestEndToEnd|TestMonitorPortDrops|TestLoopbackInOutOnce|TestRequireKernel|TestVerifierRejectionIsNotPermission|TestOpenErrors|TestEngineSharedTC|TestVerifierWorkPerFilter)$/^(tc.*|.*5\.10.*|no_ringbuf|unknown_interface|snaplen|ring_.*|wakeup_never|twice|monitor_out|default|clsact)$  -"
   "pkg/filter     ^TestDifferentialCapture$/^tc$  -"
+  "pkg/pcapmgr    ^TestJob  -"
   "cmd/ringtap    ^(TestFilterTestOddRecords|TestFilterTestTooLargeForTC)$/^tc  ^TestFilterTestOddRecords$/./^(less_200|greater_1000|udp|not_tcp|udp_port_53|ip\[2:2\]_>_1000)$"
 )
 

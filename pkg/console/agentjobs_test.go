@@ -2,6 +2,7 @@ package console
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
@@ -626,4 +627,55 @@ func TestJobUploadRecovery(t *testing.T) {
 	mustUpload(t, "first 100 bytes", a.upload("PATCH", v2.ID, 0, 200, hex.EncodeToString(ls[:]), long[:100]), http.StatusNoContent, 100, "?0")
 	mustUpload(t, "a shorter file", a.upload("PATCH", v2.ID, 10, n, hex.EncodeToString(s[:]), data[10:]), http.StatusConflict, 0, "")
 	mustUpload(t, "the shorter file from 0", a.upload("PATCH", v2.ID, 0, n, hex.EncodeToString(s[:]), data), http.StatusNoContent, n, "?1")
+}
+
+// TestJobRetention: the results of a job are deleted from the data
+// directory once its runs ended more than --job-retention ago, and a
+// download then says so; a job still running, and a job the store does
+// not know, keep theirs.
+func TestJobRetention(t *testing.T) {
+	dataDir := t.TempDir()
+	c := mustJobConsole(t, backends[0].open(t), nil, dataDir, JobPolicy{Retention: time.Hour})
+	a := c.mustEnroll("sensor-1", "m-1")
+	dev := a.m.DeviceID()
+	finishWith := func(data []byte) int64 {
+		t.Helper()
+		v := c.mustCreateJob(map[string]any{"devices": []string{dev}, "interfaces": []string{"eth0"}})
+		claim := newClaim(t)
+		mustClaim(t, a, v.ID, claim)
+		code, body := a.post(jobapi.Path(jobapi.ProgressPath, v.ID), jobapi.ProgressRequest{Claim: claim, State: "uploading"})
+		mustControl(t, "uploading", code, body)
+		s := sha256.Sum256(data)
+		mustUpload(t, "PATCH", a.upload("PATCH", v.ID, 0, int64(len(data)), hex.EncodeToString(s[:]), data), http.StatusNoContent, int64(len(data)), "?1")
+		code, body = a.post(jobapi.Path(jobapi.FinishPath, v.ID), jobapi.FinishRequest{Claim: claim, State: "finished"})
+		mustControl(t, "finish", code, body)
+		return v.ID
+	}
+	old := finishWith([]byte("an old result"))
+	c.clock.Advance(50 * time.Minute)
+	recent := finishWith([]byte("a recent result"))
+	live := c.mustCreateJob(map[string]any{"devices": []string{dev}, "interfaces": []string{"eth0"}})
+	stray := filepath.Join(dataDir, jobsDir, "999")
+	if err := os.MkdirAll(stray, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Join(dataDir, jobsDir, itoa(live.ID)), 0o700); err != nil {
+		t.Fatal(err)
+	}
+
+	c.clock.Advance(20 * time.Minute) // old ended 70 min ago, recent 20 min ago
+	if err := c.srv.sweepResults(context.Background(), c.clock.Now()); err != nil {
+		t.Fatal(err)
+	}
+	for id, kept := range map[string]bool{itoa(old): false, itoa(recent): true, itoa(live.ID): true, "999": true} {
+		_, err := os.Stat(filepath.Join(dataDir, jobsDir, id))
+		if got := err == nil; got != kept {
+			t.Errorf("jobs/%s kept %v after the sweep, want %v (%v)", id, got, kept, err)
+		}
+	}
+	resp, body := c.download(old, dev)
+	mustStatus(t, "download of a deleted result", resp.StatusCode, body, http.StatusGone, "was deleted 1h after the job ended (--job-retention)")
+	if resp, body := c.download(recent, dev); resp.StatusCode != http.StatusOK || string(body) != "a recent result" {
+		t.Errorf("download of a kept result: %d %q", resp.StatusCode, body)
+	}
 }

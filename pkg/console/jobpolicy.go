@@ -47,6 +47,19 @@ type JobPolicy struct {
 	// Silence: a run accepted, running or uploading with no word from
 	// its device for this long fails (DefaultJobSilence).
 	Silence time.Duration
+	// Retention: the results of a job stored in the data directory are
+	// deleted this long after its last run ended; 0 keeps them forever
+	// (the serve flag's default is DefaultJobRetention).
+	Retention time.Duration
+}
+
+// DefaultJobRetention is --job-retention's default: 30 days.
+const DefaultJobRetention = 30 * 24 * time.Hour
+
+// retentionReason is the answer to a download of a result that the
+// retention deleted.
+func (p JobPolicy) retentionReason(id int64, device string) string {
+	return fmt.Sprintf("the pcap of job %d on device %s was deleted %s after the job ended (--job-retention)", id, device, fmtDuration(p.Retention))
 }
 
 // withDefaults fills the zero fields.

@@ -502,6 +502,11 @@ func (s *Server) downloadPcap(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	f, err := os.Open(s.resultPath(j.ID, dev))
+	if ended, done := jobEnded(j); err != nil && errors.Is(err, os.ErrNotExist) && done &&
+		s.cfg.JobPolicy.Retention > 0 && ended.Before(s.now().Add(-s.cfg.JobPolicy.Retention)) {
+		writeError(w, http.StatusGone, "%s", s.cfg.JobPolicy.retentionReason(j.ID, dev))
+		return
+	}
 	if err != nil {
 		s.log.Error("open job result", "job", j.ID, "device", dev, "err", err)
 		writeError(w, http.StatusNotFound, "the pcap of job %d on device %s is not in the console's data directory (jobs/%d/) although it was stored: it was removed", j.ID, dev, j.ID)
