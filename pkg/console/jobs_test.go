@@ -101,15 +101,6 @@ func waitFor(timeout time.Duration, cond func() bool) bool {
 	}
 }
 
-// jobStates are the states of v's runs, by device.
-func jobStates(v JobView) map[string]store.RunState {
-	m := map[string]store.RunState{}
-	for _, r := range v.Runs {
-		m[r.Device] = r.State
-	}
-	return m
-}
-
 func TestJobCreateListGetCancel(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, b backend) {
 		c := mustJobConsole(t, b.open(t), nil, "", JobPolicy{})
