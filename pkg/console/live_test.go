@@ -231,11 +231,19 @@ func TestLive(t *testing.T) {
 	encDone := make(chan error, 1)
 	go func() { _, err := enc.WriteTo(pw); pw.CloseWithError(err); encDone <- err }()
 	push := a.startPush(job.ID, pr)
-	const n = 12000 // 17 MB: more than the slow client's queue and socket hold
+	// 17 MB: more than the slow client's queue and socket hold. Paced at
+	// about 6 MB/s, as a busy capture would be: the fast client's 4 MiB
+	// queue then rides out a stall of 0.7 s of its reader (a machine
+	// running other tests), where a burst at memory speed would have
+	// "fast" mean "never descheduled".
+	const n, chunk = 12000, 200
 	for i := range n {
 		p := livePacket(i)
 		if err := enc.WritePacket(&p); err != nil {
 			t.Fatal(err)
+		}
+		if i%chunk == chunk-1 {
+			time.Sleep(50 * time.Millisecond)
 		}
 	}
 	enc.Close()
