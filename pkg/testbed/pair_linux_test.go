@@ -147,20 +147,42 @@ func TestUDPReachability(t *testing.T) {
 			defer rx.Close()
 			dst := rx.LocalAddr().(*net.UDPAddr)
 			want := "hello from " + p.A.NSName
-			if err := p.A.Do(func() error {
-				c, err := net.DialUDP("udp", nil, dst)
-				if err != nil {
-					return err
-				}
-				defer c.Close()
-				_, err = c.Write([]byte(want))
+			var c *net.UDPConn
+			if err := p.A.Do(func() (err error) {
+				c, err = net.DialUDP("udp", nil, dst)
 				return err
 			}); err != nil {
 				t.Fatal(err)
 			}
-			rx.SetReadDeadline(time.Now().Add(2 * time.Second))
+			defer c.Close()
+			// UDP promises nothing: the first datagram waits for neighbour
+			// resolution, which a loaded machine can make miss a deadline
+			// (CI lost one over IPv6 in 2 s). Send until one arrives.
+			stop := make(chan struct{})
+			sent := make(chan error, 1)
+			go func() {
+				tick := time.NewTicker(200 * time.Millisecond)
+				defer tick.Stop()
+				for {
+					if _, err := c.Write([]byte(want)); err != nil {
+						sent <- err
+						return
+					}
+					select {
+					case <-stop:
+						sent <- nil
+						return
+					case <-tick.C:
+					}
+				}
+			}()
+			rx.SetReadDeadline(time.Now().Add(10 * time.Second))
 			buf := make([]byte, 100)
 			n, from, err := rx.ReadFromUDPAddrPort(buf)
+			close(stop)
+			if serr := <-sent; serr != nil {
+				t.Fatalf("send: %v", serr)
+			}
 			if err != nil {
 				t.Fatal(err)
 			}
