@@ -18,6 +18,7 @@ import (
 
 	"github.com/ringtap/ringtap/pkg/pcapio"
 	"github.com/ringtap/ringtap/pkg/pcapmgr"
+	"github.com/ringtap/ringtap/pkg/testbed/testbedtest"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -158,7 +159,7 @@ func readPackets(t *testing.T, data []byte) []pcapio.Packet {
 func capinfosPackets(t *testing.T, data []byte) string {
 	t.Helper()
 	if _, err := exec.LookPath("capinfos"); err != nil {
-		t.Skip("capinfos is not installed (hack/deps.sh installs it)")
+		testbedtest.SkipOrFail(t, "capinfos is not installed (hack/deps.sh installs it)")
 	}
 	path := filepath.Join(t.TempDir(), "result.pcapng")
 	if err := os.WriteFile(path, data, 0o644); err != nil {

@@ -117,7 +117,7 @@ func readPcapng(t *testing.T, path string) ([]pcapio.Packet, map[int]pcapio.Inte
 func capinfosPackets(t *testing.T, path string) string {
 	t.Helper()
 	if _, err := exec.LookPath("capinfos"); err != nil {
-		t.Skip("capinfos is not installed (hack/deps.sh installs it)")
+		testbedtest.SkipOrFail(t, "capinfos is not installed (hack/deps.sh installs it)")
 	}
 	out, err := exec.Command("capinfos", "-M", "-c", "-T", "-r", path).CombinedOutput()
 	if err != nil {
