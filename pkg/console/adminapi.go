@@ -423,7 +423,33 @@ func (s *Server) getStatus(w http.ResponseWriter, r *http.Request) {
 	}
 	at, _ := json.Marshal(st.Time.UTC())
 	doc["received_at"] = at
+	addStatusSummary(doc)
 	writeJSON(w, http.StatusOK, doc)
+}
+
+// addStatusSummary adds to a heartbeat document what an admin asks
+// first: "generation" (the applied one) and, per capture, "dropped": the
+// matched packets that did not reach a file (ring_drops + copy_failures
+// + write_drops).
+func addStatusSummary(doc map[string]json.RawMessage) {
+	if g, ok := doc["applied_generation"]; ok {
+		doc["generation"] = g
+	}
+	var caps []map[string]json.RawMessage
+	if json.Unmarshal(doc["captures"], &caps) != nil {
+		return
+	}
+	for _, c := range caps {
+		var dropped uint64
+		for _, k := range []string{"ring_drops", "copy_failures", "write_drops"} {
+			var n uint64
+			if json.Unmarshal(c[k], &n) == nil {
+				dropped += n
+			}
+		}
+		c["dropped"], _ = json.Marshal(dropped)
+	}
+	doc["captures"], _ = json.Marshal(caps)
 }
 
 // storeError answers a store failure: 404 for what is not there, 503 for

@@ -74,12 +74,19 @@ func TestEnrollAndManage(t *testing.T) {
 		}
 		var status map[string]any
 		c.mustDo(http.StatusOK, "GET", "/api/v1/devices/"+id+"/status", nil, &status)
-		if status["received_at"] == nil || status["applied_generation"] != 1.0 {
+		if status["received_at"] == nil || status["applied_generation"] != 1.0 || status["generation"] != 1.0 {
 			t.Errorf("status = %v", status)
 		}
 		caps, _ := status["captures"].([]any)
-		if len(caps) != 1 || caps[0].(map[string]any)["seen"] != 10.0 {
-			t.Errorf("status captures = %v", status["captures"])
+		if len(caps) != 1 || caps[0].(map[string]any)["seen"] != 10.0 || caps[0].(map[string]any)["captured"] != 9.0 ||
+			caps[0].(map[string]any)["dropped"] != 3.0 || caps[0].(map[string]any)["state"] != "running" {
+			t.Errorf("status captures = %v, want seen 10, captured 9, dropped 3 (ring 1 + write 2), running", status["captures"])
+		}
+		if ifs, _ := status["interfaces"].([]any); len(ifs) != 2 {
+			t.Errorf("status interfaces = %v", status["interfaces"])
+		}
+		if _, ok := status["errors"].([]any); !ok {
+			t.Errorf("status errors = %v, want a list", status["errors"])
 		}
 
 		// Renewal with certmgr: a new certificate, recorded.
@@ -164,6 +171,9 @@ func TestPutCaptures(t *testing.T) {
 					{Name: "b", Interface: "eth0", SnapLen: 999999, Output: store.Output{Dir: "/tmp/b"}},
 				}},
 				errors: []string{"captures[0].filter: ", "captures[1].snaplen: "}},
+			{name: "postrotate", ifMatch: "1", code: http.StatusUnprocessableEntity,
+				body:   map[string]any{"captures": []store.Capture{{Name: "pr", Interface: "eth0", Output: store.Output{Dir: "/tmp/pr", Postrotate: "/bin/true"}}}},
+				errors: []string{"captures[0].output.postrotate: a config from the console cannot run commands on the sensor"}},
 			{name: "no captures key", body: map[string]any{}, ifMatch: "1", code: http.StatusBadRequest},
 			{name: "unknown field", body: `{"captures":[],"device":"x"}`, ifMatch: "1", code: http.StatusBadRequest},
 			{name: "unknown capture field", body: `{"captures":[{"name":"a","interface":"eth0","output":{"dir":"/tmp"},"colour":"red"}]}`, ifMatch: "1", code: http.StatusBadRequest},

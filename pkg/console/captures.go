@@ -28,9 +28,9 @@ func checkCaptures(caps []store.Capture) []string {
 	if err != nil {
 		return []string{fmt.Sprintf("captures: %v", err)}
 	}
-	_, err = config.Parse(doc, configSource)
+	cfg, err := config.Parse(doc, configSource)
 	if err == nil {
-		return nil
+		return config.RemoteProblems(cfg.Captures)
 	}
 	var msgs []string
 	for _, e := range flatten(err) {

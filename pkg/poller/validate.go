@@ -59,15 +59,11 @@ func ParseConfig(base []byte, captures json.RawMessage, source string, opts ...c
 	return cfg, nil
 }
 
-// RemoteSafe refuses what a config from the console must not do: run a
-// command on the sensor. output.postrotate runs one for every finished
-// file; accepting it would give whoever administers the console a shell
-// on every sensor. It is for the sensor's own file.
+// RemoteSafe refuses what a config from the console must not do
+// (config.RemoteProblems: run a command on the sensor).
 func RemoteSafe(caps []config.Capture, source string) error {
-	for i, c := range caps {
-		if c.Output.Postrotate != "" {
-			return fmt.Errorf("%w: %s: captures[%d].output.postrotate: a config from the console cannot run commands on the sensor: remove it (postrotate is for captures in the sensor's own config file)", ErrBadConfig, source, i)
-		}
+	if p := config.RemoteProblems(caps); len(p) > 0 {
+		return fmt.Errorf("%w: %s: %s", ErrBadConfig, source, p[0])
 	}
 	return nil
 }

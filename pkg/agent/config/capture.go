@@ -282,3 +282,19 @@ func (r *reader) output(n ast.Node, path, name string) Output {
 	}
 	return o
 }
+
+// RemoteProblems lists what captures from the console must not do, one
+// sentence each ("captures[0].output.postrotate: ..."); nil when they are
+// fine. output.postrotate runs a command for every finished file:
+// accepting it from the console would give whoever administers the
+// console a shell on every sensor. It is for the sensor's own file. The
+// console refuses such captures (422) and the agent refuses them again.
+func RemoteProblems(caps []Capture) []string {
+	var out []string
+	for i, c := range caps {
+		if c.Output.Postrotate != "" {
+			out = append(out, fmt.Sprintf("captures[%d].output.postrotate: a config from the console cannot run commands on the sensor: remove it (postrotate is for captures in the sensor's own config file)", i))
+		}
+	}
+	return out
+}
