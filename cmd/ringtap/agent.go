@@ -306,7 +306,8 @@ func serveEnrolled(r agentRun, certs *certmgr.Manager) error {
 			s := certs.Status()
 			return poller.CertificateStatus{NotAfter: s.NotAfter, NeedsReenroll: s.NeedsReenroll, Reason: s.Reason}
 		},
-		Hostname: host, MachineID: machineID(), AgentVersion: version, Logger: log,
+		OnRefused: certs.Refused,
+		Hostname:  host, MachineID: machineID(), AgentVersion: version, Logger: log,
 	})
 	if err != nil {
 		engine.Close()

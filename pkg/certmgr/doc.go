@@ -43,8 +43,9 @@
 // Failure is visible. Status (for /status.json), Ready (for /readyz) and
 // WriteMetrics report the expiry, the last renewal and error, and two
 // verdicts: not Ready when renewal is still failing 90% into the life,
-// NeedsReenroll when the certificate expired or the console refused
-// renewal (401/403, e.g. a revoked device). A certificate that expired
+// NeedsReenroll when the certificate expired or the console refused it
+// (401/403 to a renewal, or to the poller's requests through Refused:
+// a revoked device). A certificate that expired
 // while the agent was down is not fatal: New succeeds, the Manager logs
 // once that `ringtap agent enroll` must be run, presents no certificate,
 // and watches the state directory for a new enrollment, which it then

@@ -165,6 +165,22 @@ func (m *Manager) install(st *state, obtained time.Time) {
 	m.failures, m.refused, m.expiryShown = 0, false, false
 }
 
+// Refused records that the console refused the current certificate on a
+// request of another component (the poller's 401 or 403: a revoked
+// device, a certificate the console no longer accepts). Renewal cannot
+// help then, so Status reports NeedsReenroll (and Ready false) until a
+// new certificate is installed: a renewal that succeeds, or a new
+// enrollment in the state directory. The captures are not touched.
+func (m *Manager) Refused(reason string) {
+	m.mu.Lock()
+	was := m.refused
+	m.refused, m.lastErr, m.lastErrAt = true, reason, m.opts.Now()
+	m.mu.Unlock()
+	if !was {
+		m.log.Error("the console refuses this agent's certificate; the captures keep running with the last applied config: "+reenrollHint, "reason", reason)
+	}
+}
+
 // renewalTime is when to renew a certificate obtained at obtained and
 // valid until notAfter: RenewFraction into that span, moved by
 // ±RenewJitter of it, where u in [0, 1) picks the point.
@@ -248,7 +264,7 @@ func (m *Manager) Status() Status {
 	case s.Expired:
 		s.Reason = fmt.Sprintf("client certificate expired at %s: %s", s.NotAfter.UTC().Format(time.RFC3339), reenrollHint)
 	case m.refused:
-		s.Reason = fmt.Sprintf("the console refused to renew the client certificate (%s): %s", m.lastErr, reenrollHint)
+		s.Reason = fmt.Sprintf("the console refused the client certificate (%s): %s", m.lastErr, reenrollHint)
 	case !now.Before(unready):
 		s.Reason = fmt.Sprintf("client certificate expires at %s and renewal has not succeeded", s.NotAfter.UTC().Format(time.RFC3339))
 		if m.lastErr != "" {

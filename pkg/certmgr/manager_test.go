@@ -433,3 +433,40 @@ func TestNoVerificationSkipped(t *testing.T) {
 		t.Fatalf("only %d Go files under %s", files, root)
 	}
 }
+
+// TestRefusedElsewhere: the poller's 401/403 (Refused) asks for
+// re-enrollment at once, in Status, Ready and the metrics, and a new
+// certificate (here a renewal) clears it.
+func TestRefusedElsewhere(t *testing.T) {
+	fc := newFakeConsole(t, time.Hour)
+	dir := t.TempDir()
+	mustEnroll(t, fc, dir)
+	logs := &logBuffer{}
+	m := mustManager(t, dir, Options{Logger: logs.logger()})
+	if s := m.Status(); !s.Ready || s.NeedsReenroll {
+		t.Fatalf("fresh: %+v", s)
+	}
+	m.Refused("console answered 403 Forbidden: device dev-1 is revoked")
+	m.Refused("console answered 403 Forbidden: device dev-1 is revoked")
+	s := m.Status()
+	if s.Ready || !s.NeedsReenroll || s.Expired || !strings.Contains(s.Reason, "device dev-1 is revoked") || !strings.Contains(s.Reason, "ringtap agent enroll") {
+		t.Errorf("after Refused: %+v", s)
+	}
+	if ok, why := m.Ready(); ok || why == "" {
+		t.Errorf("Ready() = %v %q after Refused", ok, why)
+	}
+	var metrics strings.Builder
+	m.WriteMetrics(&metrics)
+	if !strings.Contains(metrics.String(), "ringtap_certmgr_needs_reenroll 1") {
+		t.Errorf("metrics after Refused:\n%s", metrics.String())
+	}
+	if n := strings.Count(logs.String(), "refuses this agent's certificate"); n != 1 {
+		t.Errorf("logged the refusal %d times, want once:\n%s", n, logs.String())
+	}
+	if err := m.Renew(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if s := m.Status(); !s.Ready || s.NeedsReenroll {
+		t.Errorf("after a new certificate: %+v", s)
+	}
+}

@@ -87,6 +87,9 @@ func (p *Poller) sendHeartbeat(ctx context.Context) {
 	if ctx.Err() != nil {
 		return
 	}
+	if err != nil {
+		p.noteRefused(err)
+	}
 	p.mu.Lock()
 	was := p.hbFailing
 	p.hbFailing = err != nil

@@ -79,6 +79,11 @@ type Options struct {
 	BackoffMin, BackoffMax time.Duration
 	// Jitter returns a uniform number in [0, 1): math/rand/v2.Float64.
 	Jitter func() float64
+	// OnRefused is told when the console answers a poll or a heartbeat
+	// with 401 or 403 (a revoked device, a certificate it no longer
+	// accepts): certmgr.Manager.Refused, so that the agent reports that
+	// it must be enrolled again. nil: nobody is told.
+	OnRefused func(reason string)
 }
 
 // Status is the poller's state, for /status.json.
@@ -496,6 +501,7 @@ func (p *Poller) contact() {
 // failed records a failure and returns the backoff before the next
 // attempt.
 func (p *Poller) failed(err error) time.Duration {
+	p.noteRefused(err)
 	p.mu.Lock()
 	p.failures++
 	n := p.failures
@@ -509,6 +515,15 @@ func (p *Poller) failed(err error) time.Duration {
 	p.log.Log(context.Background(), lv, "console poll failed: the captures keep running with the last applied config",
 		"console", p.base.String(), "error", oneLine(err), "failures", n, "retry_in", d.Round(time.Millisecond))
 	return d
+}
+
+// noteRefused tells OnRefused about a 401 or 403 answer.
+func (p *Poller) noteRefused(err error) {
+	var ae *APIError
+	if p.opts.OnRefused != nil && errors.As(err, &ae) &&
+		(ae.StatusCode == http.StatusUnauthorized || ae.StatusCode == http.StatusForbidden) {
+		p.opts.OnRefused(oneLine(err))
+	}
 }
 
 // backoff is BackoffMin·2^(n-1), capped at BackoffMax, plus up to a

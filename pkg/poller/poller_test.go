@@ -43,6 +43,8 @@ type fakeConsole struct {
 	captures   string   // JSON list
 	raw        string   // when not "", answered as is with 200 instead of a config
 	status     int      // when not 0, answered with this status
+	hbStatus   int      // when not 0, heartbeats are answered with this status
+	hbRefused  int      // heartbeats answered with hbStatus
 	requests   []string // the config requests' queries
 	reqTimes   []time.Time
 	heartbeats []Heartbeat
@@ -173,6 +175,18 @@ func (fc *fakeConsole) handler() http.Handler {
 	mux.HandleFunc("POST "+HeartbeatPath, func(w http.ResponseWriter, r *http.Request) {
 		if _, _, err := pki.DeviceFromConn(r.TLS, time.Now()); err != nil {
 			http.Error(w, `{"error":"no client certificate"}`, http.StatusUnauthorized)
+			return
+		}
+		fc.mu.Lock()
+		hbStatus := fc.hbStatus
+		fc.mu.Unlock()
+		if hbStatus != 0 {
+			fc.mu.Lock()
+			fc.hbRefused++
+			fc.mu.Unlock()
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(hbStatus)
+			_, _ = io.WriteString(w, `{"error":"device revoked"}`)
 			return
 		}
 		// As the console: unknown fields are rejected.
@@ -808,5 +822,74 @@ func TestNew(t *testing.T) {
 	}
 	if _, err := New(good); err != nil {
 		t.Errorf("New: %v", err)
+	}
+}
+
+// TestRefused: a 401 or 403 answer to a poll or a heartbeat is passed to
+// OnRefused (the certificate manager then asks for re-enrollment); other
+// failures are not.
+func TestRefused(t *testing.T) {
+	for _, tc := range []struct {
+		name           string
+		config, hb     int
+		refused        bool
+		wantInMessages string
+	}{
+		{name: "poll 403", config: http.StatusForbidden, refused: true, wantInMessages: "403"},
+		{name: "poll 401", config: http.StatusUnauthorized, refused: true, wantInMessages: "401"},
+		{name: "heartbeat 403", hb: http.StatusForbidden, refused: true, wantInMessages: "device revoked"},
+		{name: "poll 503", config: http.StatusServiceUnavailable},
+		{name: "heartbeat 500", hb: http.StatusInternalServerError},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			fc := newFakeConsole(t)
+			if tc.config != 0 {
+				fc.answer(tc.config, "")
+			}
+			fc.mu.Lock()
+			fc.hbStatus = tc.hb
+			fc.mu.Unlock()
+			var mu sync.Mutex
+			var reasons []string
+			tp := mustPoller(t, fc, "", Options{OnRefused: func(r string) {
+				mu.Lock()
+				reasons = append(reasons, r)
+				mu.Unlock()
+			}})
+			tp.start()
+			if tc.config != 0 {
+				mustEventually(t, "3 config requests", func() (bool, string) {
+					return len(fc.configRequests()) >= 3, fmt.Sprint(len(fc.configRequests()))
+				})
+			} else {
+				mustEventually(t, "the heartbeat answered", func() (bool, string) {
+					fc.mu.Lock()
+					defer fc.mu.Unlock()
+					return fc.hbRefused > 0, fmt.Sprint(fc.hbRefused)
+				})
+			}
+			if tc.refused {
+				mustEventually(t, "OnRefused called", func() (bool, string) {
+					mu.Lock()
+					defer mu.Unlock()
+					return len(reasons) > 0, ""
+				})
+			}
+			tp.stop()
+			mu.Lock()
+			defer mu.Unlock()
+			if !tc.refused {
+				if len(reasons) != 0 {
+					t.Fatalf("OnRefused(%q) for a failure worth retrying", reasons)
+				}
+				return
+			}
+			if len(reasons) == 0 {
+				t.Fatal("OnRefused was not called")
+			}
+			if !strings.Contains(reasons[0], tc.wantInMessages) {
+				t.Errorf("OnRefused(%q), want it to say %q", reasons[0], tc.wantInMessages)
+			}
+		})
 	}
 }
