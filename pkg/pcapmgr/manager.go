@@ -5,8 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
+	"runtime/debug"
 	"sort"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ringtap/ringtap/pkg/agent"
@@ -47,7 +51,8 @@ type Options struct {
 	Links  Links
 	Logger *slog.Logger
 	// RetryMin and RetryMax bound the backoff before a capture that
-	// failed to start is tried again (default 1 s, 1 min).
+	// failed to start is tried again, and before a capture's exporter
+	// that failed is run again (default 1 s, 1 min).
 	RetryMin, RetryMax time.Duration
 	// Resync: reconcile at least this often (default 5 s).
 	Resync time.Duration
@@ -220,12 +225,44 @@ type entry struct {
 	recDone  storage.Stats
 }
 
-// exporterRun is one capture's exporter and its goroutine.
+// uploader is what a capture uses of its exporter, an *export.Exporter
+// (an interface so that tests can give a capture one whose Run fails).
+type uploader interface {
+	Run(ctx context.Context) error
+	Drain(ctx context.Context) (remaining int, err error)
+	Close() error
+	Enqueue(f storage.FinishedFile) error
+	Pending(path string) bool
+	Stats() export.Stats
+}
+
+// exporterRun is one capture's exporter and the goroutine that runs it
+// (superviseExporter), restarting it each time it fails.
 type exporterRun struct {
-	x      *export.Exporter
-	cancel context.CancelFunc
-	done   chan error
-	grace  time.Duration
+	x        uploader
+	cancel   context.CancelFunc
+	stopping chan struct{} // closed by closeExporter: no more restarts
+	done     chan error
+	grace    time.Duration
+	restarts atomic.Uint64 // times Run was called again after a failure
+
+	mu      sync.Mutex
+	failed  error     // why Run failed, while it waits to run again
+	retryAt time.Time // when it runs again
+}
+
+// backoff returns when the exporter runs again and why it failed; failed
+// is nil when it is not waiting to be restarted.
+func (r *exporterRun) backoff() (retryAt time.Time, failed error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.retryAt, r.failed
+}
+
+func (r *exporterRun) setBackoff(err error, at time.Time) {
+	r.mu.Lock()
+	r.failed, r.retryAt = err, at
+	r.mu.Unlock()
 }
 
 // reconcile makes the running set match the desired one. Captures that
@@ -570,25 +607,161 @@ func (m *Manager) startExporter(e *entry) error {
 	if e.d.Export == nil {
 		return nil
 	}
-	x, err := export.New(*e.d.Export)
+	cfg := *e.d.Export
+	if cfg.Logger == nil {
+		cfg.Logger = m.log.With("capture", e.d.Name)
+	}
+	x, err := export.New(cfg)
 	if err != nil {
 		return fmt.Errorf("start uploads: %w", err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	r := &exporterRun{x: x, cancel: cancel, done: make(chan error, 1), grace: e.d.UploadGrace}
-	go func() { r.done <- x.Run(ctx) }()
-	e.exp = r
+	m.runExporter(e, x)
 	return nil
 }
 
+// runExporter gives e the exporter x and starts the goroutine that runs
+// it until closeExporter.
+func (m *Manager) runExporter(e *entry, x uploader) {
+	ctx, cancel := context.WithCancel(context.Background())
+	r := &exporterRun{x: x, cancel: cancel, stopping: make(chan struct{}), done: make(chan error, 1), grace: e.d.UploadGrace}
+	m.mu.Lock()
+	e.exp = r
+	m.mu.Unlock()
+	go func() { r.done <- m.superviseExporter(ctx, e, r) }()
+}
+
+// Restarts of a failed exporter: the n-th consecutive failure waits
+// RetryMin·2^(n-1), capped at RetryMax, less a random part of up to
+// exporterJitter of it (as the tree restarts its components: exporters
+// failing together do not restart in step, and below the cap consecutive
+// waits never overlap). A Run that lasted exporterStable × RetryMax
+// before it failed starts the backoff over.
+const (
+	exporterJitter = 0.2
+	exporterStable = 2
+)
+
+func (m *Manager) exporterDelay(failures int) time.Duration {
+	d := m.opts.RetryMin
+	for i := 1; i < failures && d < m.opts.RetryMax; i++ {
+		d *= 2
+	}
+	d = min(d, m.opts.RetryMax)
+	return d - time.Duration(rand.Float64()*exporterJitter*float64(d))
+}
+
+// errUploadsEnded is the failure of an exporter's Run that returned nil
+// before it was stopped.
+var errUploadsEnded = errors.New("uploads ended before they were stopped")
+
+// uploadsRestarting begins a capture's LastError while its exporter waits
+// to be restarted.
+const uploadsRestarting = "uploads restarting after: "
+
+// superviseExporter runs r's exporter until ctx ends, and again after a
+// backoff each time it fails: Run returns an error, returns before ctx
+// ended, or panics (recovered here; a panic in a goroutine of the
+// exporter's own is not). While it waits, the capture's LastError and
+// Ready say why. It returns Run's error when the last Run ended with ctx
+// (nil for a clean stop), and nil when ctx ended or the exporter was
+// stopped during a backoff.
+func (m *Manager) superviseExporter(ctx context.Context, e *entry, r *exporterRun) error {
+	name := e.d.Name
+	failures := 0
+	for {
+		started := time.Now()
+		err := m.runExporterOnce(ctx, name, r.x)
+		if ctx.Err() != nil {
+			if errors.Is(err, context.Canceled) {
+				return nil
+			}
+			return err
+		}
+		if err == nil {
+			err = errUploadsEnded
+		}
+		now := time.Now()
+		if now.Sub(started) >= exporterStable*m.opts.RetryMax {
+			failures = 0
+		}
+		failures++
+		d := m.exporterDelay(failures)
+		msg := uploadsRestarting + err.Error()
+		r.setBackoff(err, now.Add(d))
+		m.mu.Lock()
+		e.lastErr = msg
+		m.mu.Unlock()
+		m.log.Error("uploads failed: restarting them", "capture", name, "error", err,
+			"failures", failures, "backoff", d.Round(time.Millisecond), "ran_for", now.Sub(started).Round(time.Millisecond))
+		t := time.NewTimer(d)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil
+		case <-r.stopping:
+			// closeExporter drains the spool itself (Drain uploads when
+			// Run does not run): a Run started now would only collide.
+			t.Stop()
+			return nil
+		case <-t.C:
+		}
+		r.restarts.Add(1)
+		r.setBackoff(nil, time.Time{})
+		m.mu.Lock()
+		if e.lastErr == msg {
+			e.lastErr = ""
+		}
+		m.mu.Unlock()
+		m.log.Info("uploads restarting", "capture", name, "restarts", r.restarts.Load())
+	}
+}
+
+// runExporterOnce calls x.Run once, turning a panic into an
+// *agent.PanicError, logged here with its stack (still the panic's).
+func (m *Manager) runExporterOnce(ctx context.Context, name string, x uploader) (err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			stack := debug.Stack()
+			m.log.Error("uploads panicked", "capture", name, "panic", fmt.Sprint(v), "stack", string(stack))
+			err = &agent.PanicError{Value: v, Stack: stack}
+		}
+	}()
+	return x.Run(ctx)
+}
+
+// Ready reports whether every capture's uploads run: not while an
+// exporter waits to be restarted after a failure, one line per such
+// capture (for agent.HTTPOptions.ExtraReady, as a component in restart
+// backoff makes the agent not ready).
+func (m *Manager) Ready() (bool, string) {
+	now := time.Now()
+	var lines []string
+	m.mu.Lock()
+	for name, e := range m.entries {
+		if e.exp == nil {
+			continue
+		}
+		if at, err := e.exp.backoff(); err != nil {
+			lines = append(lines, fmt.Sprintf("capture %s: %s%v (retry in %s)", name, uploadsRestarting, err, max(at.Sub(now), 0).Round(time.Millisecond)))
+		}
+	}
+	m.mu.Unlock()
+	sort.Strings(lines)
+	return len(lines) == 0, strings.Join(lines, "\n")
+}
+
 // closeExporter gives the exporter its grace to empty the spool, then
-// stops it; what is left is uploaded by the next start.
+// stops it, without waiting for a restart backoff; what is left is
+// uploaded by the next start.
 func (m *Manager) closeExporter(e *entry) {
+	m.mu.Lock()
 	r := e.exp
+	e.exp = nil
+	m.mu.Unlock()
 	if r == nil {
 		return
 	}
-	e.exp = nil
+	close(r.stopping)
 	ctx, cancel := context.WithTimeout(context.Background(), r.grace)
 	remaining, derr := r.x.Drain(ctx)
 	cancel()
