@@ -276,3 +276,29 @@ func TestExporterDelay(t *testing.T) {
 		})
 	}
 }
+
+// Every family WriteMetrics writes for a capture with an exporter is in
+// MetricsTable (which README's metrics table is checked against) with its
+// type, and each export row of the table is written.
+func TestWriteMetricsListed(t *testing.T) {
+	f := &fakeUploader{run: func(ctx context.Context, _ int) error { <-ctx.Done(); return nil }}
+	m, _, _ := mustManagerWithCapture(t, time.Second, time.Minute, f)
+	table := MetricsTable()
+	written := map[string]bool{}
+	for l := range strings.SplitSeq(writeMetrics(m), "\n") {
+		rest, ok := strings.CutPrefix(l, "# TYPE ")
+		if !ok {
+			continue
+		}
+		name, typ, _ := strings.Cut(rest, " ")
+		written[name] = true
+		if !strings.Contains(table, "| `"+name+"` | "+typ+" |") {
+			t.Errorf("MetricsTable lacks %s, a %s WriteMetrics writes", name, typ)
+		}
+	}
+	for _, d := range exportMetrics {
+		if !written[d.name] {
+			t.Errorf("WriteMetrics does not write %s for a capture with an exporter", d.name)
+		}
+	}
+}
