@@ -4,7 +4,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -47,6 +46,11 @@ func run() error {
 		ctx, stop := signals.TwoStep(context.Background(), func(os.Signal) { os.Exit(130) })
 		defer stop()
 		return bench.RunWorker(ctx, os.Args[2:], os.Stdout, os.Stderr)
+	}
+	if len(os.Args) > 1 && os.Args[1] == consoleLoadCommand {
+		ctx, stop := signals.TwoStep(context.Background(), func(os.Signal) { os.Exit(130) })
+		defer stop()
+		return runConsoleLoad(ctx, os.Args[2:])
 	}
 	var (
 		cfg       bench.Config
@@ -214,12 +218,8 @@ func write(path string, rep report) error {
 	if path == "" {
 		return nil
 	}
-	b, err := json.MarshalIndent(rep, "", "  ")
-	if err != nil {
-		return fmt.Errorf("encode report: %w", err)
-	}
-	if err := os.WriteFile(path, b, 0o644); err != nil {
-		return fmt.Errorf("write report: %w", err)
+	if err := writeJSON(path, rep); err != nil {
+		return err
 	}
 	slog.Info("report written", "path", path)
 	return nil

@@ -103,10 +103,10 @@ func cpuIdle(cpu int) (time.Duration, error) {
 	return time.Duration(us) * time.Microsecond, nil
 }
 
-// processCPU is the CPU time pid's live threads have run, to the
+// ProcessCPU is the CPU time pid's live threads have run, to the
 // nanosecond (the first field of each thread's schedstat: its
 // sum_exec_runtime, user and system together).
-func processCPU(pid int) (time.Duration, error) {
+func ProcessCPU(pid int) (time.Duration, error) {
 	tasks, err := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/schedstat", pid))
 	if err != nil || len(tasks) == 0 {
 		return 0, fmt.Errorf("no threads of pid %d (or no schedstat: CONFIG_SCHED_INFO)", pid)
@@ -191,14 +191,14 @@ func sampleCPU(softirqd, pids []int) (cpuSample, error) {
 		return s, err
 	}
 	for _, pid := range softirqd {
-		c, err := processCPU(pid)
+		c, err := ProcessCPU(pid)
 		if err != nil {
 			return s, err
 		}
 		s.softirqd += c
 	}
 	for _, pid := range pids {
-		c, err := processCPU(pid)
+		c, err := ProcessCPU(pid)
 		if err != nil {
 			return s, err
 		}

@@ -160,7 +160,19 @@ func isExec(p string) bool {
 // StartCluster runs initdb in a new temporary directory and starts a
 // server there on a Unix socket, with durability off (it is thrown
 // away). Stop it with Stop.
-func StartCluster() (*Cluster, error) {
+func StartCluster() (*Cluster, error) { return StartClusterWith(ClusterOptions{}) }
+
+// ClusterOptions change how StartClusterWith runs the server.
+type ClusterOptions struct {
+	// Durable keeps PostgreSQL's own defaults for durability (fsync,
+	// synchronous_commit and full_page_writes on), for benchmarks that
+	// compare stores as users run them. Without it the cluster trades
+	// them for speed, as tests want.
+	Durable bool
+}
+
+// StartClusterWith starts a cluster with o: see StartCluster.
+func StartClusterWith(o ClusterOptions) (*Cluster, error) {
 	bin, err := binDir()
 	if err != nil {
 		return nil, err
@@ -193,12 +205,11 @@ func StartCluster() (*Cluster, error) {
 	if out, err := c.run("initdb", "-D", data, "-U", "postgres", "-A", "trust", "-E", "UTF8", "--locale=C", "--no-sync"); err != nil {
 		return fail(fmt.Errorf("initdb: %w\n%s", err, out))
 	}
-	opts := strings.Join([]string{
-		"-k " + c.socket,
-		"-c listen_addresses=''",
-		"-c fsync=off", "-c synchronous_commit=off", "-c full_page_writes=off",
-		"-c max_connections=200",
-	}, " ")
+	settings := []string{"-k " + c.socket, "-c listen_addresses=''", "-c max_connections=200"}
+	if !o.Durable {
+		settings = append(settings, "-c fsync=off", "-c synchronous_commit=off", "-c full_page_writes=off")
+	}
+	opts := strings.Join(settings, " ")
 	if out, err := c.run("pg_ctl", "-D", data, "-l", filepath.Join(dir, "server.log"), "-o", opts, "-w", "-t", "30", "start"); err != nil {
 		log, _ := os.ReadFile(filepath.Join(dir, "server.log"))
 		return fail(fmt.Errorf("start postgres: %w\n%s\n%s", err, out, log))
@@ -229,6 +240,43 @@ func (c *Cluster) exec(ctx context.Context, sql string) error {
 		return fmt.Errorf("%s: %w", sql, err)
 	}
 	return nil
+}
+
+// ServerPIDs are the processes of the server now: the postmaster (from
+// postmaster.pid) and its children (backends, checkpointer, WAL writer
+// ...), for measuring what the server costs.
+func (c *Cluster) ServerPIDs() ([]int, error) {
+	b, err := os.ReadFile(filepath.Join(c.dir, "data", "postmaster.pid"))
+	if err != nil {
+		return nil, fmt.Errorf("postgres server pid: %w", err)
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	pm, err := strconv.Atoi(strings.TrimSpace(line))
+	if err != nil {
+		return nil, fmt.Errorf("postgres server pid: postmaster.pid starts with %q", line)
+	}
+	pids := []int{pm}
+	stats, _ := filepath.Glob("/proc/[0-9]*/stat")
+	for _, p := range stats {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			continue // exited
+		}
+		// pid (comm) state ppid ...: comm may hold spaces, so cut at
+		// the last ')'.
+		i := strings.LastIndexByte(string(b), ')')
+		if i < 0 {
+			continue
+		}
+		f := strings.Fields(string(b[i+1:]))
+		if len(f) < 2 || f[1] != strconv.Itoa(pm) {
+			continue
+		}
+		if pid, err := strconv.Atoi(filepath.Base(filepath.Dir(p))); err == nil {
+			pids = append(pids, pid)
+		}
+	}
+	return pids, nil
 }
 
 // Stop stops the server at once and removes its directory.
