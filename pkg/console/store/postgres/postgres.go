@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -35,6 +36,13 @@ type Store struct {
 
 var _ store.Store = (*Store)(nil)
 
+// DefaultMaxConns is the size of the connection pool when the URL does
+// not set pool_max_conns. Heartbeats and config changes are short
+// transactions that wait on their commit's WAL flush: with pgx's default
+// (4 connections on a 2-CPU machine) a console measured 238 heartbeats
+// a second, CPUs mostly idle (BENCHMARKS.md, "The console under load").
+const DefaultMaxConns = 16
+
 // Open connects to the database at url (postgres://...), migrates it to
 // the schema this binary knows, and starts listening for changes.
 func Open(ctx context.Context, url string, opts store.Options) (*Store, error) {
@@ -42,6 +50,9 @@ func Open(ctx context.Context, url string, opts store.Options) (*Store, error) {
 	pcfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
 		return nil, fmt.Errorf("postgres url: %w", err)
+	}
+	if !strings.Contains(url, "pool_max_conns=") {
+		pcfg.MaxConns = DefaultMaxConns
 	}
 	s := &Store{opts: opts, log: opts.Logger, config: pcfg.ConnConfig.Copy(), done: make(chan struct{})}
 	if s.pool, err = pgxpool.NewWithConfig(ctx, pcfg); err != nil {
