@@ -37,7 +37,9 @@ type Config struct {
 	// MemoryBudget bounds MemoryEstimate; 0 is no bound.
 	MemoryBudget int64
 	// Export is the agent-wide object store; nil when the file has no
-	// export section (then no capture can have output.export).
+	// export section and no capture uploads. Without the section, a
+	// capture's output.export uploads with its defaults (AWS S3, the
+	// AWS_* environment or the shared credentials file), as export: {}.
 	Export *Export
 	// Jobs are the limits of capture jobs (an enrolled agent's); the
 	// defaults (DefaultJobs) without a jobs section.

@@ -96,9 +96,6 @@ var badCases = []struct {
 	{"duplicate-key.yaml", []string{
 		`duplicate-key.yaml:4:5: mapping key "interface" already defined at [3:5]: remove one of the two`,
 	}},
-	{"export-without-section.yaml", []string{
-		`export-without-section.yaml:6:21: captures[0].output.export.url: an upload needs the agent-wide export section: add export: with the store's endpoint at the top level (export: {} for AWS S3)`,
-	}},
 	{"empty.yaml", []string{
 		`empty.yaml:1: captures: the file has no captures: add a captures list with at least one capture`,
 	}},
@@ -458,5 +455,68 @@ func TestExportConfig(t *testing.T) {
 		if _, err := c.Export.ExportConfig(out.URL, false, spool); err == nil {
 			t.Errorf("ExportConfig with spool %q: no error", spool)
 		}
+	}
+}
+
+// issueExample is the configuration of the agent's issue, as written.
+const issueExample = `captures:
+  - name: web                 # unique; used in file names and metrics
+    interface: eth0
+    filter: "tcp port 443"    # tcpdump syntax
+    snaplen: 256
+    hook: auto                # auto | xdp | tc
+    direction: inout          # in | out | inout
+    monitor_port: false
+    output:
+      dir: /var/lib/ringtap/web
+      rotate: {size_mb: 512, seconds: 300, keep: 100}
+      compress: zstd
+      retention: {max_bytes: 50GB, max_age: 168h, min_free: 10%}
+      export: {url: "s3://bucket/prefix/", delete_after_upload: true}
+http:
+  listen: 127.0.0.1:9273
+shutdown_hook: /usr/local/bin/on-ringtap-stop   # optional, run with a timeout
+`
+
+// TestIssueExample: the example that defined the agent's configuration
+// loads as written, with what each key says. Without an export section
+// the upload goes to AWS S3 with the section's defaults (as export: {}).
+func TestIssueExample(t *testing.T) {
+	c, err := Parse([]byte(issueExample), "agent.yaml", WithCPUs(testCPUs))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.Captures) != 1 {
+		t.Fatalf("captures = %+v", c.Captures)
+	}
+	cp := c.Captures[0]
+	if cp.Name != "web" || cp.Interface != "eth0" || cp.Filter != "tcp port 443" || cp.SnapLen != 256 ||
+		cp.Hook != capture.HookAuto || cp.Direction != capture.DirInOut || cp.MonitorPort {
+		t.Errorf("capture = %+v", cp)
+	}
+	o := cp.Output
+	if o.Dir != "/var/lib/ringtap/web" || o.Rotate != (Rotate{Size: 512_000_000, Age: 300 * time.Second, Keep: 100}) ||
+		o.Compress != storage.CompressZstd || o.Retention.MaxBytes != 50_000_000_000 || o.Retention.MaxAge != 168*time.Hour ||
+		o.Retention.MinFree != (storage.Space{Percent: 10}) || o.Export != (OutputExport{URL: "s3://bucket/prefix/", DeleteAfterUpload: true}) {
+		t.Errorf("output = %+v", o)
+	}
+	if c.HTTP.Listen != "127.0.0.1:9273" || c.ShutdownHook != "/usr/local/bin/on-ringtap-stop" {
+		t.Errorf("http %+v, shutdown_hook %q", c.HTTP, c.ShutdownHook)
+	}
+	if c.Export == nil {
+		t.Fatal("no export settings for the capture's upload")
+	}
+	got, err := c.Export.ExportConfig(o.Export.URL, o.Export.DeleteAfterUpload, cp.Name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Bucket != "bucket" || got.Prefix != "prefix/" || got.Endpoint != "" || !got.DeleteAfterUpload || got.Spool != filepath.Join(export.DefaultSpool, "web") {
+		t.Errorf("export config = %+v", got)
+	}
+	// The same without the upload: no export settings at all.
+	noUpload := strings.Replace(issueExample, `      export: {url: "s3://bucket/prefix/", delete_after_upload: true}
+`, "", 1)
+	if c, err := Parse([]byte(noUpload), "agent.yaml", WithCPUs(testCPUs)); err != nil || c.Export != nil {
+		t.Errorf("without output.export: %v, export %+v", err, c.Export)
 	}
 }

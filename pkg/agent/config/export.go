@@ -30,10 +30,10 @@ type rawExport struct {
 	UploadGrace     ast.Node `yaml:"upload_grace"`
 }
 
-// export reads the agent-wide export section. It checks what
-// export.New would reject without I/O, so that the message has a line.
-func (r *reader) export(n ast.Node) *Export {
-	e := &Export{
+// defaultExport is the export section's defaults, export: {}: AWS S3,
+// credentials from the AWS_* environment or the shared credentials file.
+func defaultExport() *Export {
+	return &Export{
 		Addressing:   export.AddressingAuto,
 		KeyTemplate:  export.DefaultKeyTemplate,
 		PartSize:     export.DefaultPartSize,
@@ -42,6 +42,12 @@ func (r *reader) export(n ast.Node) *Export {
 		StallTimeout: export.DefaultStallTimeout,
 		UploadGrace:  DefaultUploadGrace,
 	}
+}
+
+// export reads the agent-wide export section. It checks what
+// export.New would reject without I/O, so that the message has a line.
+func (r *reader) export(n ast.Node) *Export {
+	e := defaultExport()
 	var raw rawExport
 	if !r.mapping(n, "export", "export", &raw) {
 		return e

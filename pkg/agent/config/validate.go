@@ -96,9 +96,11 @@ func (r *reader) crossChecks(c *Config, cpus int) {
 		}
 		if u := cp.Output.Export.URL; u != "" {
 			upath := path + ".output.export.url"
+			if c.Export == nil {
+				// No export section: its defaults, as export: {}.
+				c.Export = defaultExport()
+			}
 			switch s, ok := urls[u]; {
-			case c.Export == nil:
-				r.fail(r.nodes[upath], upath, "an upload needs the agent-wide export section: add export: with the store's endpoint at the top level (export: {} for AWS S3)")
 			case ok && !strings.Contains(c.Export.KeyTemplate, "{capture"):
 				r.fail(r.nodes[upath], upath, "%s is also the destination of %s, and export.key_template has no {capture}: their objects would collide, so add {capture} to the template or give each capture its own prefix", u, describeCapture(s))
 			case !ok:
