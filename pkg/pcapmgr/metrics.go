@@ -21,7 +21,7 @@ var (
 		{"ringtap_export_upload_failures_total", "counter", "capture", "Upload attempts that failed (each is retried)."},
 		{"ringtap_export_spool_files", "gauge", "capture", "Files of the capture waiting for upload now."},
 		{"ringtap_export_spool_bytes", "gauge", "capture", "Bytes of the files waiting for upload now."},
-		{"ringtap_export_restarts_total", "counter", "capture", "Times the capture's uploads were started again after they failed (returned an error or panicked)."},
+		{"ringtap_export_restarts_total", "counter", "capture", "Times the capture's uploads were run again after they failed (returned an error, returned early or panicked)."},
 	}
 	interfaceMetrics = []metricDef{
 		{"ringtap_interface_ring_records_total", "counter", "interface, program", "Records a program of the interface wrote to its rings: one per frame, however many captures matched it."},
