@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/ringtap/ringtap/pkg/agent"
+	"github.com/ringtap/ringtap/pkg/agent/config"
 	"github.com/ringtap/ringtap/pkg/console/pki"
 	"github.com/ringtap/ringtap/pkg/testbed"
 	"github.com/ringtap/ringtap/pkg/testbed/testbedtest"
@@ -179,19 +180,35 @@ func (a *ceAdmin) mustJSON(method, path string, body any, header map[string]stri
 
 // ceConsole is a console serving in namespace A.
 type ceConsole struct {
-	data, fingerprint, agentURL string
-	admin                       *ceAdmin
-	proc                        *ceProc
+	data, db, fingerprint, agentURL string
+	admin                           *ceAdmin
+	proc                            *ceProc
 }
 
 // mustCEConsole inits a console (once per data dir) and serves it in
-// pair.A on pair.A's address.
+// pair.A on pair.A's address; with prev, it serves prev's data directory
+// and database again.
 func mustCEConsole(t *testing.T, pair *testbed.Pair, data string, prev *ceConsole) *ceConsole {
 	t.Helper()
+	db := ""
+	if prev != nil {
+		db = prev.db
+	}
+	return mustCEConsoleDB(t, pair, data, db, prev)
+}
+
+// mustCEConsoleDB is mustCEConsole with `--db db` given to init and
+// serve ("": SQLite in the data directory).
+func mustCEConsoleDB(t *testing.T, pair *testbed.Pair, data, db string, prev *ceConsole) *ceConsole {
+	t.Helper()
 	bin := mustConsoleBin(t)
-	c := &ceConsole{data: data}
+	c := &ceConsole{data: data, db: db}
+	var dbFlag []string
+	if db != "" {
+		dbFlag = []string{"--db", db}
+	}
 	if prev == nil {
-		out, err := exec.Command(bin, "init", "--data", data, "--json").Output()
+		out, err := exec.Command(bin, append([]string{"init", "--data", data, "--json"}, dbFlag...)...).Output()
 		if err != nil {
 			t.Fatalf("ringtap-console init: %v", err)
 		}
@@ -209,8 +226,8 @@ func mustCEConsole(t *testing.T, pair *testbed.Pair, data string, prev *ceConsol
 	}
 	ip := pair.A.IPv4.String()
 	c.agentURL = "https://" + ip + ":8443"
-	c.proc = mustCEStart(t, "console", pair.A, bin, "serve", "--data", data,
-		"--agent-listen", ip+":8443", "--admin-listen", ip+":8444", "--hosts", ip)
+	c.proc = mustCEStart(t, "console", pair.A, bin, append([]string{"serve", "--data", data,
+		"--agent-listen", ip + ":8443", "--admin-listen", ip + ":8444", "--hosts", ip}, dbFlag...)...)
 	ca, err := pki.Load(data)
 	if err != nil {
 		t.Fatal(err)
@@ -233,6 +250,118 @@ func mustCEConsole(t *testing.T, pair *testbed.Pair, data string, prev *ceConsol
 	return c
 }
 
+// mustEnroll makes an install key through the admin API and runs the
+// enrollment command the console printed for it in pair.B, into state.
+// It returns the new device's id.
+func (c *ceConsole) mustEnroll(t *testing.T, pair *testbed.Pair, state string) string {
+	t.Helper()
+	before := c.mustDeviceIDs(t)
+	var key struct {
+		Key           string `json:"key"`
+		EnrollCommand string `json:"enroll_command"`
+	}
+	c.admin.mustJSON("POST", "/api/v1/install-keys", map[string]string{"expires_in": "1h", "note": "e2e"}, nil, http.StatusCreated, &key)
+	args := strings.Fields(key.EnrollCommand)
+	if len(args) < 3 || args[0] != "ringtap" || args[1] != "agent" || args[2] != "enroll" ||
+		!strings.Contains(key.EnrollCommand, c.agentURL) || !strings.Contains(key.EnrollCommand, key.Key) || !strings.Contains(key.EnrollCommand, c.fingerprint) {
+		t.Fatalf("enroll_command %q: want ringtap agent enroll with %s, the key and %s", key.EnrollCommand, c.agentURL, c.fingerprint)
+	}
+	enroll := mustCEStart(t, "enroll", pair.B, binPath, append(args[1:], "--state", state)...)
+	<-enroll.done
+	if enroll.err != nil {
+		t.Fatalf("%s: %v\n%s", key.EnrollCommand, enroll.err, enroll.log)
+	}
+	var id string
+	for d := range c.mustDeviceIDs(t) {
+		if !before[d] {
+			id = d
+		}
+	}
+	if id == "" {
+		t.Fatalf("no new device after %s:\n%s", key.EnrollCommand, enroll.log)
+	}
+	return id
+}
+
+func (c *ceConsole) mustDeviceIDs(t *testing.T) map[string]bool {
+	t.Helper()
+	var devs struct {
+		Devices []struct {
+			ID string `json:"id"`
+		} `json:"devices"`
+	}
+	c.admin.mustJSON("GET", "/api/v1/devices", nil, nil, 200, &devs)
+	ids := map[string]bool{}
+	for _, d := range devs.Devices {
+		ids[d.ID] = true
+	}
+	return ids
+}
+
+// ceCapture is a capture of the admin API writing into dir.
+func ceCapture(name, iface, filter, dir string) map[string]any {
+	return map[string]any{"name": name, "interface": iface, "filter": filter, "output": map[string]any{"dir": dir}}
+}
+
+// mustPutCaptures replaces device id's captures with If-Match the
+// generation the console has, and checks that the new generation is one
+// more, which it returns.
+func (c *ceConsole) mustPutCaptures(t *testing.T, id string, captures ...map[string]any) int64 {
+	t.Helper()
+	var cur struct {
+		Generation int64             `json:"generation"`
+		Captures   []json.RawMessage `json:"captures"`
+	}
+	c.admin.mustJSON("GET", "/api/v1/devices/"+id+"/captures", nil, nil, 200, &cur)
+	if captures == nil {
+		captures = []map[string]any{}
+	}
+	var put struct {
+		Generation int64 `json:"generation"`
+	}
+	c.admin.mustJSON("PUT", "/api/v1/devices/"+id+"/captures", map[string]any{"generation": cur.Generation, "captures": captures},
+		map[string]string{"If-Match": fmt.Sprint(cur.Generation)}, 200, &put)
+	if put.Generation != cur.Generation+1 {
+		t.Fatalf("PUT captures: generation %d, want %d", put.Generation, cur.Generation+1)
+	}
+	return put.Generation
+}
+
+// ceHeartbeat is the admin API's status of a device: its last heartbeat.
+type ceHeartbeat struct {
+	AppliedGeneration int64                 `json:"applied_generation"`
+	Captures          []agent.CaptureStatus `json:"captures"`
+	ReceivedAt        time.Time             `json:"received_at"`
+}
+
+// mustWaitHeartbeat waits until device id's last heartbeat in the admin
+// API satisfies ok.
+func (c *ceConsole) mustWaitHeartbeat(t *testing.T, id string, within time.Duration, what string, ok func(ceHeartbeat) bool) {
+	t.Helper()
+	mustITWaitFor(t, within, what, func() (bool, string) {
+		code, raw, _ := c.admin.do("GET", "/api/v1/devices/"+id+"/status", nil, nil)
+		if code != 200 {
+			return false, fmt.Sprint(code, string(raw))
+		}
+		var hb ceHeartbeat
+		if err := json.Unmarshal(raw, &hb); err != nil {
+			return false, err.Error()
+		}
+		return ok(hb), string(raw)
+	})
+}
+
+// capture is the heartbeat's status of capture name (the zero one when
+// there is none).
+func (hb ceHeartbeat) capture(name string) agent.CaptureStatus {
+	for _, c := range hb.Captures {
+		if c.Name == name {
+			return c
+		}
+	}
+	return agent.CaptureStatus{}
+}
+
 // ---- the agent in namespace B ----
 
 type ceAgent struct {
@@ -241,10 +370,20 @@ type ceAgent struct {
 	url    string
 }
 
+// mustCEAgent runs `ringtap agent --config cfg --state state` in pair.B
+// and waits for its /healthz. The config must have the agent listen on
+// 127.0.0.1:19273; with cfg "" the agent runs without --config, and
+// listens on the default address.
 func mustCEAgent(t *testing.T, pair *testbed.Pair, cfg, state string) *ceAgent {
 	t.Helper()
 	a := &ceAgent{client: ceClient(pair.B, nil), url: "http://127.0.0.1:19273"}
-	a.proc = mustCEStart(t, "agent", pair.B, binPath, "agent", "--config", cfg, "--state", state)
+	args := []string{"agent", "--state", state}
+	if cfg != "" {
+		args = append(args, "--config", cfg)
+	} else {
+		a.url = "http://" + config.DefaultListen
+	}
+	a.proc = mustCEStart(t, "agent", pair.B, binPath, args...)
 	mustITWaitFor(t, 30*time.Second, "the agent's /healthz", func() (bool, string) {
 		if a.proc.exited() {
 			t.Fatalf("agent exited: %v\n%s", a.proc.err, a.proc.log)
@@ -266,11 +405,15 @@ type ceStatus struct {
 		AppliedGeneration int64  `json:"applied_generation"`
 		Restored          bool   `json:"restored"`
 		LastError         string `json:"last_error"`
+		Failures          int    `json:"failures"`
 	} `json:"console"`
 	Certificate struct {
-		DeviceID      string `json:"device_id"`
-		NeedsReenroll bool   `json:"needs_reenroll"`
-		Ready         bool   `json:"ready"`
+		DeviceID      string    `json:"device_id"`
+		NotAfter      time.Time `json:"not_after"`
+		Expired       bool      `json:"expired"`
+		NeedsReenroll bool      `json:"needs_reenroll"`
+		Ready         bool      `json:"ready"`
+		Reason        string    `json:"reason"`
 	} `json:"certificate"`
 }
 
@@ -285,12 +428,39 @@ func (a *ceAgent) status(t *testing.T) (ceStatus, error) {
 	return st, json.NewDecoder(resp.Body).Decode(&st)
 }
 
+// capture is the status of capture name (the zero one when there is
+// none).
+func (st ceStatus) capture(name string) agent.CaptureStatus {
+	for _, c := range st.Captures {
+		if c.Name == name {
+			return c
+		}
+	}
+	return agent.CaptureStatus{}
+}
+
 // mustWaitRunning waits until capture name is running with the given
 // applied generation.
 func (a *ceAgent) mustWaitRunning(t *testing.T, name string, gen int64, within time.Duration) ceStatus {
 	t.Helper()
+	return a.mustWaitStatus(t, within, fmt.Sprintf("capture %s running at generation %d", name, gen), func(st ceStatus) bool {
+		return st.capture(name).State == agent.CaptureRunning && st.Console.AppliedGeneration == gen
+	})
+}
+
+// mustWaitCaptured waits until capture name has captured n frames.
+func (a *ceAgent) mustWaitCaptured(t *testing.T, name string, n uint64, within time.Duration) ceStatus {
+	t.Helper()
+	return a.mustWaitStatus(t, within, fmt.Sprintf("%d frames captured by %s", n, name), func(st ceStatus) bool {
+		return st.capture(name).Captured == n
+	})
+}
+
+// mustWaitStatus waits until /status.json satisfies ok.
+func (a *ceAgent) mustWaitStatus(t *testing.T, within time.Duration, what string, ok func(ceStatus) bool) ceStatus {
+	t.Helper()
 	var st ceStatus
-	mustITWaitFor(t, within, fmt.Sprintf("capture %s running at generation %d", name, gen), func() (bool, string) {
+	mustITWaitFor(t, within, what, func() (bool, string) {
 		if a.proc.exited() {
 			t.Fatalf("agent exited: %v", a.proc.err)
 		}
@@ -298,12 +468,7 @@ func (a *ceAgent) mustWaitRunning(t *testing.T, name string, gen int64, within t
 		if st, err = a.status(t); err != nil {
 			return false, err.Error()
 		}
-		for _, c := range st.Captures {
-			if c.Name == name && c.State == agent.CaptureRunning && st.Console.AppliedGeneration == gen {
-				return true, ""
-			}
-		}
-		return false, fmt.Sprintf("%+v", st)
+		return ok(st), fmt.Sprintf("%+v", st)
 	})
 	return st
 }
@@ -330,62 +495,23 @@ func TestConsoleEndToEnd(t *testing.T) {
 	mustITWriteFile(t, cfg, "http:\n  listen: 127.0.0.1:19273\n")
 
 	con := mustCEConsole(t, pair, data, nil)
-
-	// An install key, and the enrollment command the console prints.
-	var key struct {
-		Key           string `json:"key"`
-		EnrollCommand string `json:"enroll_command"`
-	}
-	con.admin.mustJSON("POST", "/api/v1/install-keys", map[string]string{"expires_in": "1h", "note": "e2e"}, nil, http.StatusCreated, &key)
-	args := strings.Fields(key.EnrollCommand)
-	if len(args) < 3 || args[0] != "ringtap" || args[1] != "agent" || args[2] != "enroll" ||
-		!strings.Contains(key.EnrollCommand, con.agentURL) || !strings.Contains(key.EnrollCommand, key.Key) || !strings.Contains(key.EnrollCommand, con.fingerprint) {
-		t.Fatalf("enroll_command %q: want ringtap agent enroll with %s, the key and %s", key.EnrollCommand, con.agentURL, con.fingerprint)
-	}
-	enroll := mustCEStart(t, "enroll", pair.B, binPath, append(args[1:], "--state", state)...)
-	<-enroll.done
-	if enroll.err != nil {
-		t.Fatalf("%s: %v\n%s", key.EnrollCommand, enroll.err, enroll.log)
-	}
+	id := con.mustEnroll(t, pair, state)
 	for _, f := range []string{"key.pem", "cert.pem"} {
 		fi, err := os.Stat(filepath.Join(state, f))
 		if err != nil || fi.Mode().Perm() != 0o600 {
 			t.Errorf("%s after enroll: %v %v, want mode 0600", f, fi, err)
 		}
 	}
+	if ids := con.mustDeviceIDs(t); len(ids) != 1 {
+		t.Fatalf("devices: %v, want one", ids)
+	}
 
 	ag := mustCEAgent(t, pair, cfg, state)
 
-	var devs struct {
-		Devices []struct {
-			ID string `json:"id"`
-		} `json:"devices"`
-	}
-	con.admin.mustJSON("GET", "/api/v1/devices", nil, nil, 200, &devs)
-	if len(devs.Devices) != 1 {
-		t.Fatalf("devices: %+v, want one", devs)
-	}
-	id := devs.Devices[0].ID
-
 	// A capture through the admin API, with If-Match.
-	var caps struct {
-		Generation int64             `json:"generation"`
-		Captures   []json.RawMessage `json:"captures"`
-	}
-	con.admin.mustJSON("GET", "/api/v1/devices/"+id+"/captures", nil, nil, 200, &caps)
-	want := map[string]any{"generation": caps.Generation, "captures": []map[string]any{{
-		"name": "dns", "interface": pair.B.Link, "filter": "udp port 53",
-		"output": map[string]any{"dir": filepath.Join(out, "dns")},
-	}}}
-	var put struct {
-		Generation int64 `json:"generation"`
-	}
-	con.admin.mustJSON("PUT", "/api/v1/devices/"+id+"/captures", want, map[string]string{"If-Match": fmt.Sprint(caps.Generation)}, 200, &put)
-	if put.Generation != caps.Generation+1 {
-		t.Fatalf("PUT captures: generation %d, want %d", put.Generation, caps.Generation+1)
-	}
+	gen := con.mustPutCaptures(t, id, ceCapture("dns", pair.B.Link, "udp port 53", filepath.Join(out, "dns")))
 	added := time.Now()
-	st := ag.mustWaitRunning(t, "dns", put.Generation, 15*time.Second)
+	st := ag.mustWaitRunning(t, "dns", gen, 15*time.Second)
 	t.Logf("capture running %v after the PUT", time.Since(added).Round(time.Millisecond))
 	if st.Certificate.DeviceID != id || !st.Certificate.Ready {
 		t.Errorf("/status.json certificate: %+v, want device %s, ready", st.Certificate, id)
@@ -400,25 +526,9 @@ func TestConsoleEndToEnd(t *testing.T) {
 	mustITSend(t, pair.A, frames)
 
 	// The heartbeat brings the counters to the admin API (every 10s).
-	mustITWaitFor(t, 30*time.Second, "the counters in the admin API's device status", func() (bool, string) {
-		code, raw, _ := con.admin.do("GET", "/api/v1/devices/"+id+"/status", nil, nil)
-		if code != 200 {
-			return false, fmt.Sprint(code, string(raw))
-		}
-		var hb struct {
-			AppliedGeneration int64                 `json:"applied_generation"`
-			Captures          []agent.CaptureStatus `json:"captures"`
-			ReceivedAt        time.Time             `json:"received_at"`
-		}
-		if err := json.Unmarshal(raw, &hb); err != nil {
-			return false, err.Error()
-		}
-		for _, c := range hb.Captures {
-			if c.Name == "dns" && c.State == agent.CaptureRunning && c.Captured == 40 && c.Seen >= 50 && hb.AppliedGeneration == put.Generation && !hb.ReceivedAt.IsZero() {
-				return true, ""
-			}
-		}
-		return false, string(raw)
+	con.mustWaitHeartbeat(t, id, 30*time.Second, "the counters in the admin API's device status", func(hb ceHeartbeat) bool {
+		c := hb.capture("dns")
+		return c.State == agent.CaptureRunning && c.Captured == 40 && c.Seen >= 50 && hb.AppliedGeneration == gen && !hb.ReceivedAt.IsZero()
 	})
 
 	// The agent stops (files finished): the 40 frames are in its files.
@@ -435,40 +545,19 @@ func TestConsoleEndToEnd(t *testing.T) {
 	// persisted config.
 	con.proc.mustStop(t)
 	ag = mustCEAgent(t, pair, cfg, state)
-	st = ag.mustWaitRunning(t, "dns", put.Generation, 15*time.Second)
+	st = ag.mustWaitRunning(t, "dns", gen, 15*time.Second)
 	if !st.Console.Restored {
 		t.Errorf("/status.json console after a restart without the console: %+v, want restored", st.Console)
 	}
 	mustITSend(t, pair.A, mustUDP(t, pair, 25, 120))
-	mustITWaitFor(t, 15*time.Second, "25 frames captured by the restored capture", func() (bool, string) {
-		st, err := ag.status(t)
-		if err != nil {
-			return false, err.Error()
-		}
-		for _, c := range st.Captures {
-			if c.Name == "dns" && c.Captured == 25 {
-				return true, ""
-			}
-		}
-		return false, fmt.Sprintf("%+v", st.Captures)
-	})
+	ag.mustWaitCaptured(t, "dns", 25, 15*time.Second)
 	logBefore := strings.Count(ag.proc.log.String(), "applied the console's config")
 
 	// The console is back: the agent asks for what is newer than what it
 	// restored, and applies nothing twice.
 	con = mustCEConsole(t, pair, data, con)
-	mustITWaitFor(t, 60*time.Second, "a heartbeat from the restarted agent", func() (bool, string) {
-		code, raw, _ := con.admin.do("GET", "/api/v1/devices/"+id+"/status", nil, nil)
-		var hb struct {
-			Captures []agent.CaptureStatus `json:"captures"`
-		}
-		_ = json.Unmarshal(raw, &hb)
-		for _, c := range hb.Captures {
-			if code == 200 && c.Name == "dns" && c.Captured == 25 {
-				return true, ""
-			}
-		}
-		return false, fmt.Sprint(code, string(raw))
+	con.mustWaitHeartbeat(t, id, 60*time.Second, "a heartbeat from the restarted agent", func(hb ceHeartbeat) bool {
+		return hb.capture("dns").Captured == 25
 	})
 	if n := strings.Count(ag.proc.log.String(), "applied the console's config"); n != logBefore {
 		t.Errorf("the agent applied a config again after the console came back (%d applies)", n-logBefore)
