@@ -376,6 +376,28 @@ func TestConsoleCertificateLifecycle(t *testing.T) {
 	b.mustPackets(t, "dns", 60)
 }
 
+// TestConsoleReenrolledAgentTakesTheNewDevicesCaptures: enrolled again
+// with a new install key, the agent is a new device, whose generations
+// start again at 1. The new device's first list must run, not be taken
+// for the old device's generation 1 already applied.
+func TestConsoleReenrolledAgentTakesTheNewDevicesCaptures(t *testing.T) {
+	b := mustCEBed(t, "rtcn", "")
+	cfg := b.httpOnly(t)
+	gen := b.con.mustPutCaptures(t, b.id, b.capture("dns", "udp port 53"))
+	ag := mustCEAgent(t, b.pair, cfg, b.state)
+	ag.mustWaitRunning(t, "dns", gen, 15*time.Second)
+	id2 := b.con.mustEnroll(t, b.pair, b.state)
+	ag.proc.mustStop(t)
+	ag = mustCEAgent(t, b.pair, cfg, b.state)
+	gen2 := b.con.mustPutCaptures(t, id2, b.capture("web", "udp port 80"))
+	ag.mustWaitStatus(t, 15*time.Second, fmt.Sprintf("device %s's generation %d (web only) running", id2, gen2), func(st ceStatus) bool {
+		return st.Certificate.DeviceID == id2 && st.capture("web").State == agent.CaptureRunning && st.capture("dns").Name == ""
+	})
+	b.con.mustWaitHeartbeat(t, id2, 15*time.Second, "the new device's heartbeat with its generation", func(hb ceHeartbeat) bool {
+		return hb.AppliedGeneration == gen2 && hb.capture("web").State == agent.CaptureRunning && hb.capture("dns").Name == ""
+	})
+}
+
 // mustExpiredCert replaces the state directory's certificate with one of
 // the console's CA for the same key and device that expired an hour ago,
 // and returns it.
