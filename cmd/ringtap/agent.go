@@ -139,7 +139,8 @@ func serveAgent(path string, cfg *config.Config, netns string, log *slog.Logger)
 	tree.Add("pcapmgr", mgr)
 	tree.Add("http", agent.NewHTTPServer(agent.HTTPOptions{
 		Listen: cfg.HTTP.Listen, Pprof: cfg.HTTP.Pprof, Tree: tree, Status: mgr, Logger: log,
-		ExtraMetrics: []func(io.Writer){mgr.WriteMetrics}, Version: version, StartedAt: started,
+		ExtraMetrics: []func(io.Writer){mgr.WriteMetrics}, ExtraReady: []func() (bool, string){mgr.Ready},
+		Version: version, StartedAt: started,
 	}))
 
 	var mu sync.Mutex // the running configuration, replaced by reloads
@@ -306,8 +307,8 @@ func serveEnrolled(r agentRun, certs *certmgr.Manager) error {
 			s := certs.Status()
 			return poller.CertificateStatus{NotAfter: s.NotAfter, NeedsReenroll: s.NeedsReenroll, Reason: s.Reason}
 		},
-		OnRefused: certs.Refused,
-		Hostname:  host, MachineID: machineID(), AgentVersion: version, Logger: log,
+		OnRefused: certs.Refused, DeviceID: certs.DeviceID,
+		Hostname: host, MachineID: machineID(), AgentVersion: version, Logger: log,
 	})
 	if err != nil {
 		engine.Close()
@@ -327,7 +328,7 @@ func serveEnrolled(r agentRun, certs *certmgr.Manager) error {
 	tree.Add("http", agent.NewHTTPServer(agent.HTTPOptions{
 		Listen: cfg.HTTP.Listen, Pprof: cfg.HTTP.Pprof, Tree: tree, Status: mgr, Logger: log,
 		ExtraMetrics: []func(io.Writer){mgr.WriteMetrics, certs.WriteMetrics, jobs.WriteMetrics},
-		ExtraReady:   []func() (bool, string){certs.Ready},
+		ExtraReady:   []func() (bool, string){certs.Ready, mgr.Ready},
 		ExtraStatus: map[string]func() any{
 			"certificate": func() any { return certs.Status() },
 			"console":     func() any { return poll.Status() },

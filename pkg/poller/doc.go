@@ -24,6 +24,15 @@
 //     captures again (Run restores them before it first asks the console).
 //     A generation is applied once: after a restart the poller asks for
 //     what is newer than the generation it restored.
+//   - Generations are per device. StateFile names the device, and when
+//     the client certificate names another one (Options.DeviceID: the
+//     agent was enrolled again), the poller forgets the old device's
+//     generation and jobs, asks without after, reports no applied
+//     generation, and keeps the old captures running until the new
+//     device's config replaces them, whatever its generation.
+//   - A 401 or 403 answer (a revoked device) is passed to
+//     Options.OnRefused, so the certificate manager asks for
+//     re-enrollment at once.
 //   - While the console cannot be reached, or answers an error, the poller
 //     retries with exponential backoff and jitter, from BackoffMin (1s) to
 //     BackoffMax (60s). The captures keep running. A certificate that

@@ -17,6 +17,9 @@ const StateFile = "applied-config.json"
 
 // persisted is the content of StateFile.
 type persisted struct {
+	// DeviceID is the device whose config this is (empty in files
+	// written before it was recorded: the enrolled device's).
+	DeviceID   string          `json:"device_id,omitempty"`
 	Generation int64           `json:"generation"`
 	Captures   json.RawMessage `json:"captures"`
 	AppliedAt  time.Time       `json:"applied_at"`

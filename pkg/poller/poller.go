@@ -79,6 +79,13 @@ type Options struct {
 	BackoffMin, BackoffMax time.Duration
 	// Jitter returns a uniform number in [0, 1): math/rand/v2.Float64.
 	Jitter func() float64
+	// DeviceID returns the device the client certificate names
+	// (certmgr.Manager.DeviceID). When it changes (the agent was enrolled
+	// again, as a new device), the generations seen belong to the old
+	// device: the poller asks for the new device's config from its
+	// start, and the captures running keep running until it arrives.
+	// nil: the device never changes.
+	DeviceID func() string
 	// OnRefused is told when the console answers a poll or a heartbeat
 	// with 401 or 403 (a revoked device, a certificate it no longer
 	// accepts): certmgr.Manager.Refused, so that the agent reports that
@@ -128,6 +135,8 @@ type Poller struct {
 	mu          sync.Mutex
 	applied     *persisted // nil: none
 	restored    bool
+	device      string // the device seen and applied refer to
+	foreign     bool   // applied is another device's config (enrolled again)
 	seen        int64 // the newest generation received, applied or not; -1 none
 	jobsSeq     int64 // the newest jobs sequence number received; 0 none
 	lastContact time.Time
@@ -200,7 +209,7 @@ func (p *Poller) Status() Status {
 	s := Status{ConsoleURL: p.base.String(), AppliedGeneration: -1, Restored: p.restored,
 		LastContact: p.lastContact, LastError: p.lastErr, Failures: p.failures, RetryAt: p.retryAt,
 		ConfigError: p.configErr, LastHeartbeat: p.lastHB, JobsSeq: p.jobsSeq}
-	if p.applied != nil {
+	if p.applied != nil && !p.foreign {
 		s.AppliedGeneration, s.AppliedAt = p.applied.Generation, p.applied.AppliedAt
 	}
 	if s.ConfigError == "" {
@@ -238,6 +247,12 @@ func (p *Poller) restore(ctx context.Context) {
 		p.log.Info("no config applied before: waiting for the console's", "console", p.base.String())
 		return
 	}
+	if saved.DeviceID == "" { // written before the device was recorded
+		saved.DeviceID = p.currentDevice()
+	}
+	p.mu.Lock()
+	p.device = saved.DeviceID
+	p.mu.Unlock()
 	if err := p.apply(ctx, saved, true); err != nil {
 		p.log.Error("the last applied config is not usable: no captures run until the console sends one",
 			"generation", saved.Generation, "error", oneLine(err))
@@ -314,7 +329,9 @@ func (p *Poller) apply(ctx context.Context, cfg *persisted, restoring bool) erro
 	}
 	p.mu.Lock()
 	p.applied, p.restored, p.configErr = cfg, restoring, ""
-	p.seen = max(p.seen, cfg.Generation)
+	if p.foreign = cfg.DeviceID != "" && cfg.DeviceID != p.device; !p.foreign {
+		p.seen = max(p.seen, cfg.Generation)
+	}
 	p.mu.Unlock()
 	names := make([]string, 0, len(ds))
 	for _, d := range ds {
@@ -373,6 +390,7 @@ func (p *Poller) fetch(ctx context.Context) (*Config, error) {
 	u.Path += ConfigPath
 	q := url.Values{"wait": {p.opts.Wait.String()}}
 	p.mu.Lock()
+	p.checkDevice()
 	if p.seen >= 0 {
 		q.Set("after", fmt.Sprint(p.seen))
 	}
@@ -420,8 +438,8 @@ func (p *Poller) fetch(ctx context.Context) (*Config, error) {
 // the console's mistake (errGarbage).
 func (p *Poller) received(ctx context.Context, c *Config) error {
 	p.mu.Lock()
-	seen, applied, jobsSeq := p.seen, int64(-1), p.jobsSeq
-	if p.applied != nil {
+	seen, applied, jobsSeq, device := p.seen, int64(-1), p.jobsSeq, p.device
+	if p.applied != nil && !p.foreign {
 		applied = p.applied.Generation
 	}
 	p.mu.Unlock()
@@ -440,7 +458,7 @@ func (p *Poller) received(ctx context.Context, c *Config) error {
 	p.mu.Lock()
 	p.seen = c.Generation
 	p.mu.Unlock()
-	err := p.apply(ctx, &persisted{Generation: c.Generation, Captures: c.Captures}, false)
+	err := p.apply(ctx, &persisted{DeviceID: device, Generation: c.Generation, Captures: c.Captures}, false)
 	if err != nil {
 		p.log.Error("config from the console not applied: the running captures are unchanged",
 			"generation", c.Generation, "error", oneLine(err))
@@ -453,6 +471,31 @@ func (p *Poller) received(ctx context.Context, c *Config) error {
 		}
 	}
 	return err
+}
+
+// currentDevice is the device the client certificate names now.
+func (p *Poller) currentDevice() string {
+	if p.opts.DeviceID == nil {
+		return ""
+	}
+	return p.opts.DeviceID()
+}
+
+// checkDevice notices a new enrollment before a poll: the generations
+// and jobs seen are the old device's, so they are forgotten, and the
+// config running becomes foreign (kept until the new device's arrives).
+// p.mu is held.
+func (p *Poller) checkDevice() {
+	cur := p.currentDevice()
+	if cur == p.device {
+		return
+	}
+	if p.device != "" {
+		p.log.Info("enrolled as another device: asking for its config; the captures running keep running until it comes",
+			"device_id", cur, "previous_device_id", p.device)
+	}
+	p.device, p.seen, p.jobsSeq = cur, -1, 0
+	p.foreign = p.applied != nil
 }
 
 // offerJobs hands the answer's jobs to the job runner and remembers its

@@ -893,3 +893,75 @@ func TestRefused(t *testing.T) {
 		})
 	}
 }
+
+// TestEnrolledAgain: an agent enrolled again becomes a new device, whose
+// generations start over. The poller forgets the old device's generation
+// (its next poll has no after), keeps the old captures running until the
+// new device's config comes, reports no applied generation meanwhile, and
+// then applies the new device's generation 1 although the old one was at
+// 3; the persisted config names the device. After a restart with the old
+// device's config on disk, the same.
+func TestEnrolledAgain(t *testing.T) {
+	fc := newFakeConsole(t)
+	out := t.TempDir()
+	dir := t.TempDir()
+	var mu sync.Mutex
+	device := "dev-old"
+	deviceID := func() string { mu.Lock(); defer mu.Unlock(); return device }
+	fc.set(3, captureJSON(out, "web:tcp"))
+	tp := mustPoller(t, fc, "", Options{StateDir: dir, Wait: 200 * time.Millisecond, DeviceID: deviceID})
+	tp.start()
+	mustEventually(t, "the old device's generation 3 applied", func() (bool, string) {
+		return tp.Status().AppliedGeneration == 3, fmt.Sprint(tp.Status())
+	})
+	if p := mustReadPersisted(t, dir); p.DeviceID != "dev-old" || p.Generation != 3 {
+		t.Errorf("persisted %+v, want dev-old's generation 3", p)
+	}
+
+	// Enrolled again: the new device has no config yet (the fake console
+	// holds generation 3 still, which is the old device's: a poll with
+	// after=3 waits).
+	n := len(fc.configRequests())
+	mu.Lock()
+	device = "dev-new"
+	mu.Unlock()
+	fc.set(1, captureJSON(out, "dns:udp"))
+	mustEventually(t, "the new device's generation 1 applied", func() (bool, string) {
+		return tp.Status().AppliedGeneration == 1, fmt.Sprint(tp.Status(), tp.mgr.applied())
+	})
+	var asked bool
+	for _, q := range fc.configRequests()[n:] {
+		asked = asked || q == "wait=200ms"
+	}
+	if !asked {
+		t.Errorf("polls after the new enrollment %q: want one without after", fc.configRequests()[n:])
+	}
+	if diff := cmp.Diff([][]string{{"web@eth0"}, {"dns@eth0"}}, tp.mgr.applied()); diff != "" {
+		t.Errorf("applied (-want +got):\n%s", diff)
+	}
+	if p := mustReadPersisted(t, dir); p.DeviceID != "dev-new" || p.Generation != 1 {
+		t.Errorf("persisted %+v, want dev-new's generation 1", p)
+	}
+	mustEventually(t, "a heartbeat with generation 1", func() (bool, string) {
+		hb, _ := fc.lastHeartbeat()
+		return hb.AppliedGeneration == 1, fmt.Sprint(hb.AppliedGeneration)
+	})
+	tp.stop()
+
+	// A restart as a third device: the second's captures are restored and
+	// run, the generation is not reported as applied, and the third's
+	// generation 1 replaces them.
+	mu.Lock()
+	device = "dev-third"
+	mu.Unlock()
+	fc.set(1, captureJSON(out, "ntp:udp port 123"))
+	again := mustPoller(t, fc, "", Options{StateDir: dir, Wait: 200 * time.Millisecond, DeviceID: deviceID})
+	again.start()
+	mustEventually(t, "the third device's config applied", func() (bool, string) {
+		a := again.mgr.applied()
+		return len(a) == 2 && again.Status().AppliedGeneration == 1, fmt.Sprint(a)
+	})
+	if diff := cmp.Diff([][]string{{"dns@eth0"}, {"ntp@eth0"}}, again.mgr.applied()); diff != "" {
+		t.Errorf("applied after the restart (-want +got):\n%s", diff)
+	}
+}
