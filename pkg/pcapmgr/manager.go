@@ -594,12 +594,21 @@ func (m *Manager) stopEntries(es []*entry, next []string) []error {
 	return errs
 }
 
+// addStorage is the sum of two recorders' counters (a capture's runs).
 func addStorage(a, b storage.Stats) storage.Stats {
 	a.FilesWritten += b.FilesWritten
 	a.BytesWritten += b.BytesWritten
 	a.PacketsWritten += b.PacketsWritten
+	a.Rotations += b.Rotations
+	a.CompressorBytesIn += b.CompressorBytesIn
+	a.CompressorBytesOut += b.CompressorBytesOut
 	a.WriteDrops += b.WriteDrops
 	a.WriteErrors += b.WriteErrors
+	a.PostrotateFailures += b.PostrotateFailures
+	a.RetentionDeletedFiles += b.RetentionDeletedFiles
+	a.RetentionDeletedBytes += b.RetentionDeletedBytes
+	a.RetentionLosses += b.RetentionLosses
+	a.RecoveredFiles += b.RecoveredFiles
 	return a
 }
 
