@@ -137,8 +137,8 @@ type Poller struct {
 	restored    bool
 	device      string // the device seen and applied refer to
 	foreign     bool   // applied is another device's config (enrolled again)
-	seen        int64 // the newest generation received, applied or not; -1 none
-	jobsSeq     int64 // the newest jobs sequence number received; 0 none
+	seen        int64  // the newest generation received, applied or not; -1 none
+	jobsSeq     int64  // the newest jobs sequence number received; 0 none
 	lastContact time.Time
 	lastErr     string
 	failures    int
