@@ -17,7 +17,11 @@
 //     with exponential backoff (RetryMin to RetryMax); the others are not
 //     affected.
 //   - Each capture owns its recorder and, with export, its exporter, whose
-//     goroutine it tracks; Run's end stops every capture, finishes every
-//     file and gives each exporter its upload grace.
+//     goroutine it tracks and supervises: an exporter whose Run returns or
+//     panics before its stop is logged, counted
+//     (ringtap_export_restarts_total) and run again with backoff, and Ready
+//     reports it meanwhile. Run's end stops every capture, finishes every
+//     file and gives each exporter its upload grace (a backoff ends at
+//     once).
 //   - Counters reported by Captures are monotonic over a capture's life.
 package pcapmgr
