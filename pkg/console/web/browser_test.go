@@ -21,6 +21,7 @@ import (
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 
+	"github.com/ringtap/ringtap/pkg/agent"
 	"github.com/ringtap/ringtap/pkg/testbed/testbedtest"
 )
 
@@ -183,12 +184,18 @@ func eval[T any](tb *tab, expr string) T {
 	return v
 }
 
-// waitFor polls a JavaScript predicate until it is true.
+// waitFor polls a JavaScript predicate until it is true, for up to 8 s.
 func (tb *tab) waitFor(what, predicate string) {
 	tb.t.Helper()
-	_, err := chromedp.Run(tb.ctx, chromedp.Poll[bool](predicate, chromedp.WithPollingTimeout(8*time.Second), chromedp.WithPollingInterval(50*time.Millisecond)))
+	tb.waitWithin(8*time.Second, what, predicate)
+}
+
+// waitWithin polls a JavaScript predicate until it is true, for up to d.
+func (tb *tab) waitWithin(d time.Duration, what, predicate string) {
+	tb.t.Helper()
+	_, err := chromedp.Run(tb.ctx, chromedp.Poll[bool](predicate, chromedp.WithPollingTimeout(d), chromedp.WithPollingInterval(50*time.Millisecond)))
 	if err != nil {
-		tb.t.Fatalf("waiting for %s (%s): %v", what, predicate, err)
+		tb.t.Fatalf("waiting %s for %s (%s): %v", d, what, predicate, err)
 	}
 }
 
@@ -231,8 +238,9 @@ func (tb *tab) signIn(fragment string) {
 	)
 }
 
-// screenshot saves the viewport as NAME.png in the test's directory, and
-// with -update in testdata/screenshots, where the reviewed ones are kept.
+// screenshot saves the viewport as NAME.png in the test's artifact
+// directory (kept under -outputdir with go test -artifacts), and with
+// -update in testdata/screenshots, where the reviewed ones are kept.
 func (tb *tab) screenshot(name string) {
 	tb.t.Helper()
 	// Let the last render and any transition settle.
@@ -244,7 +252,7 @@ func (tb *tab) screenshot(name string) {
 	if _, err := png.Decode(bytes.NewReader(b)); err != nil {
 		tb.t.Fatalf("screenshot %s is no PNG: %v", name, err)
 	}
-	dirs := []string{tb.t.TempDir()}
+	dirs := []string{tb.t.ArtifactDir()}
 	if *update {
 		dirs = append(dirs, filepath.Join("testdata", "screenshots"))
 	}
@@ -258,6 +266,31 @@ func (tb *tab) screenshot(name string) {
 		}
 		tb.t.Logf("screenshot %s", p)
 	}
+}
+
+// mustFit1024 checks the page at a laptop's 1024×768, saves a screenshot
+// of it as name, and goes back to 1280×800: the table does not scroll, no
+// filter is cut, and the refresh state stays in the top bar.
+func (tb *tab) mustFit1024(name, table string) {
+	tb.t.Helper()
+	tb.do(chromedp.EmulateViewport(1024, 768))
+	defer tb.do(chromedp.EmulateViewport(1280, 800))
+	tb.waitFor("the layout at 1024 px", `document.documentElement.clientWidth === 1024`)
+	if w := eval[int](tb, fmt.Sprintf(`(w => w.scrollWidth - w.clientWidth)(document.querySelector(%q).closest(".table-wrap"))`, table)); w > 0 {
+		tb.t.Errorf("%s scrolls by %d px at 1024 px", table, w)
+	}
+	cut := eval[[]string](tb, `[...document.querySelectorAll("code.filter")].filter(c => c.checkVisibility() &&
+		(c.scrollWidth > c.clientWidth || c.scrollHeight > c.clientHeight + 1)).map(c => c.innerText)`)
+	if len(cut) > 0 {
+		tb.t.Errorf("filters cut at 1024 px: %q", cut)
+	}
+	if !tb.visible("#refresh-state") || !strings.HasPrefix(tb.text("#refresh-state"), "Live") {
+		tb.t.Errorf("refresh state at 1024 px %q (visible %v), want it shown", tb.text("#refresh-state"), tb.visible("#refresh-state"))
+	}
+	if w := eval[int](tb, `document.documentElement.scrollWidth - document.documentElement.clientWidth`); w > 0 {
+		tb.t.Errorf("the page scrolls sideways by %d px at 1024 px", w)
+	}
+	tb.screenshot(name)
 }
 
 // rowText is the text of each cell of the table row with data-key key.
@@ -293,6 +326,8 @@ func TestSignInShowsDevices(t *testing.T) {
 		chromedp.KeyEvent("\r"),
 		chromedp.WaitVisible(chromedp.CSS("table.devices tbody tr")),
 	)
+	// What the list does not say comes from the heartbeats, just after.
+	tb.waitFor("the heartbeats' details", `!!document.querySelector('table.devices tr[data-key=dev_b6t0r2z8] .badge.bad:not(.count)').checkVisibility()`)
 	if got := eval[string](tb, `sessionStorage.getItem("ringtap.admin_token")`); got != fakeToken {
 		t.Errorf("sessionStorage token = %q, want the admin token", got)
 	}
@@ -303,11 +338,14 @@ func TestSignInShowsDevices(t *testing.T) {
 	for _, tc := range []struct {
 		id, host, state, captures, drops string
 		dup                              bool
+		health                           string // the state cell after the state
+		errorTitle                       string // the errors badge's title begins so
+		notRunning                       string // under the captures count
 	}{
-		{"dev_7k2m9q4x", "edge-fra-01", "online", "3 / 3", "1,234", true},
-		{"dev_p3w8n1c5", "edge-fra-02", "online", "1 / 2", "0", true},
-		{"dev_b6t0r2z8", "lab-ams-07", "stale", "1 / 1", "0", false},
-		{"dev_q9e4h7j1", "old-sensor-3", "revoked", "0 / 1", "–", false},
+		{"dev_7k2m9q4x", "edge-fra-01", "online", "3 / 3", "1,234", true, "", "", ""},
+		{"dev_p3w8n1c5", "edge-fra-02", "online", "1 / 2", "0", true, "1 error", "capture ssh on eth0: failed: attach xdp to eth0", "ssh failed"},
+		{"dev_b6t0r2z8", "lab-ams-07", "stale", "1 / 1", "2", false, "1 error needs re-enrollment", "the console refused the client certificate", ""},
+		{"dev_q9e4h7j1", "old-sensor-3", "revoked", "0 / 1", "–", false, "", "", ""},
 	} {
 		t.Run(tc.host, func(t *testing.T) {
 			cells := tb.rowText("table.devices", tc.id)
@@ -320,8 +358,17 @@ func TestSignInShowsDevices(t *testing.T) {
 			if got := strings.Contains(cells[0], "duplicate machine id"); got != tc.dup {
 				t.Errorf("duplicate badge shown = %v, want %v (cell %q)", got, tc.dup, cells[0])
 			}
-			if cells[1] != tc.state {
-				t.Errorf("state %q, want %q", cells[1], tc.state)
+			state, health, _ := strings.Cut(strings.Join(strings.Fields(cells[1]), " "), " ")
+			if state != tc.state || health != tc.health {
+				t.Errorf("state cell %q, want %q then %q", cells[1], tc.state, tc.health)
+			}
+			if got := eval[string](tb, fmt.Sprintf(`(document.querySelector('table.devices tr[data-key=%q] .badge.count') || {title: ""}).title`, tc.id)); !strings.HasPrefix(got, tc.errorTitle) {
+				t.Errorf("errors badge title %q, want the first error, %q…", got, tc.errorTitle)
+			}
+			caps, notRunning, _ := strings.Cut(cells[2], "\n")
+			cells[2] = caps
+			if notRunning != tc.notRunning {
+				t.Errorf("under the captures %q, want %q", notRunning, tc.notRunning)
 			}
 			badge := eval[string](tb, fmt.Sprintf(`document.querySelector('table.devices tr[data-key=%q] .badge.state').className`, tc.id))
 			if !strings.Contains(badge, tc.state) {
@@ -341,21 +388,29 @@ func TestSignInShowsDevices(t *testing.T) {
 	if got := tb.text("table.devices tr[data-key=dev_7k2m9q4x] td:nth-child(5)"); !regexpMatch(`^\d+ s ago$`, got) {
 		t.Errorf("last heartbeat of edge-fra-01 %q, want like \"4 s ago\"", got)
 	}
-	if got := tb.text(".summary"); !strings.Contains(got, "4 devices") || !strings.Contains(got, "2 online") {
-		t.Errorf("summary %q, want 4 devices, 2 online", got)
+	if got := tb.text(".summary"); !strings.Contains(got, "4 devices") || !strings.Contains(got, "2 online") ||
+		!strings.Contains(got, "2 with errors") || !strings.Contains(got, "1 to re-enroll") {
+		t.Errorf("summary %q, want 4 devices, 2 online, 2 with errors, 1 to re-enroll", got)
+	}
+	if got := eval[string](tb, `document.querySelector('table.devices tr[data-key=dev_p3w8n1c5] td:nth-child(3) > span').title`); got != "web: running\nssh: failed" {
+		t.Errorf("captures title %q, want each capture's state", got)
 	}
 	tb.screenshot("devices")
+	tb.mustFit1024("devices-1024", "table.devices")
 
 	// The refresh every 5 s updates the rows in place: the same elements,
 	// new numbers.
 	tb.do(chromedp.Evaluate[chromedp.Void](`document.querySelector('table.devices tr[data-key=dev_p3w8n1c5]').dataset.probe = "kept"`))
 	api.update("dev_p3w8n1c5", func(d *fakeDevice) {
+		d.LastHeartbeat = d.LastHeartbeat.Add(time.Second)
 		d.Status.Captures[1].State = "running"
+		d.Status.Captures[1].LastError = ""
 		d.Status.Captures[1].RingDrops = 7
+		d.Status.Errors = nil
 	})
 	tb.waitFor("the refresh", `document.querySelector('table.devices tr[data-key=dev_p3w8n1c5] td:nth-child(3)').innerText.trim() === "2 / 2"`)
-	if got := tb.rowText("table.devices", "dev_p3w8n1c5")[3]; got != "7" {
-		t.Errorf("drops after the refresh %q, want 7", got)
+	if got := tb.rowText("table.devices", "dev_p3w8n1c5"); got[1] != "online" || got[3] != "7" {
+		t.Errorf("state and drops after the refresh %q and %q, want online with no error badge, and 7", got[1], got[3])
 	}
 	if got := eval[string](tb, `document.querySelector('table.devices tr[data-key=dev_p3w8n1c5]').dataset.probe || ""`); got != "kept" {
 		t.Error("the refresh replaced the row instead of updating it")
@@ -389,19 +444,16 @@ func TestDevicePageRejectedEdit(t *testing.T) {
 		t.Errorf("capture row web = %q, want %q", web, want)
 	}
 	if got := tb.rowText("table.captures", "mirror")[9]; got != "1,234" {
-		t.Errorf("drops of mirror %q, want 1,234 (ring 1,208 + write 26)", got)
+		t.Errorf("drops of mirror %q, want the console's dropped, 1,234 (ring 1,200 + copy 8 + write 26)", got)
+	}
+	if got := eval[string](tb, `document.querySelector('table.captures tr[data-key=mirror] td:nth-child(10) span').title`); got != "ring full: 1,200, not copied: 8, not written: 26" {
+		t.Errorf("drops title of mirror %q", got)
 	}
 	if got := tb.text(".facts"); !strings.Contains(got, "expires in 41 d") || !strings.Contains(got, "eth1") {
 		t.Errorf("facts %q, want the certificate expiry and the interfaces", got)
 	}
 	tb.screenshot("device")
-	// A laptop's width still shows the whole table.
-	tb.do(chromedp.EmulateViewport(1024, 720))
-	if w := eval[int](tb, `document.querySelector(".table-wrap").scrollWidth - document.querySelector(".table-wrap").clientWidth`); w > 0 {
-		t.Errorf("the captures table scrolls by %d px at 1024 px", w)
-	}
-	tb.screenshot("device-1024")
-	tb.do(chromedp.EmulateViewport(1280, 800))
+	tb.mustFit1024("device-1024", "table.captures")
 
 	// An invalid filter: the console's message appears under the filter.
 	tb.do(
@@ -412,7 +464,7 @@ func TestDevicePageRejectedEdit(t *testing.T) {
 	)
 	tb.waitFor("the filter's message", `document.querySelector("#cf-filter-error").innerText.includes("syntax error")`)
 	msg := tb.text("#cf-filter-error")
-	if !strings.Contains(msg, `compile filter "tcp prot 443"`) || strings.Contains(msg, "captures[0]") {
+	if !strings.HasPrefix(msg, `Compile filter "tcp prot 443"`) || strings.Contains(msg, "captures[0]") {
 		t.Errorf("filter message %q, want the compiler's message without the path", msg)
 	}
 	if got := eval[string](tb, `document.querySelector("#cf-filter").getAttribute("aria-invalid") || ""`); got != "true" {
@@ -456,6 +508,15 @@ func TestDevicePageAddAndDelete(t *testing.T) {
 	tb.signIn("#/devices/dev_p3w8n1c5")
 	tb.do(chromedp.WaitVisible(chromedp.CSS("table.captures tbody tr")))
 
+	// The agent's errors are listed, and the failed capture says why.
+	if got := tb.text(".agent-errors"); got != "The agent reports 1 error:\ncapture ssh on eth0: failed: attach xdp to eth0: device or resource busy" {
+		t.Errorf("agent errors %q", got)
+	}
+	if got := tb.rowText("table.captures", "ssh"); got[0] != "ssh\nattach xdp to eth0: device or resource busy" || got[6] != "failed" {
+		t.Errorf("failed capture %q, want its error under the name and the failed state", got)
+	}
+	tb.screenshot("device-errors")
+
 	tb.do(
 		chromedp.Click(chromedp.CSS("button.btn.primary:not([type=submit])")),
 		chromedp.WaitVisible(chromedp.CSS("#cf-name")),
@@ -470,6 +531,17 @@ func TestDevicePageAddAndDelete(t *testing.T) {
 	tb.waitFor("the new row", `!!document.querySelector('table.captures tr[data-key=icmp]')`)
 	if got := tb.rowText("table.captures", "icmp")[6]; got != "pending" {
 		t.Errorf("state of a capture the agent has not seen %q, want pending", got)
+	}
+	// The agent applies it and says so in a heartbeat: after a save the
+	// page looks every second, not every 5 s.
+	api.update("dev_p3w8n1c5", func(d *fakeDevice) {
+		d.LastHeartbeat = d.LastHeartbeat.Add(2 * time.Second)
+		d.Status.AppliedGeneration = d.Generation
+		d.Status.Captures = append(d.Status.Captures, agent.CaptureStatus{Name: "icmp", Interface: "eth0", Hook: "xdp", State: "running", Seen: 40, Captured: 3})
+	})
+	tb.waitWithin(3*time.Second, "the heartbeat", `document.querySelector('table.captures tr[data-key=icmp] td:nth-child(7)').innerText.trim() === "running"`)
+	if got := tb.text(".section-head .muted"); got != "2 of 3 captures running" {
+		t.Errorf("captures note %q, want 2 of 3 captures running", got)
 	}
 
 	// Delete asks first; Cancel keeps it.
@@ -539,10 +611,26 @@ func TestRevoke(t *testing.T) {
 	api := newFakeAPI(fixedNow())
 	tb := mustTab(t, api)
 	tb.signIn("#/devices/dev_b6t0r2z8")
-	tb.do(
-		chromedp.WaitVisible(chromedp.CSS(".facts dd")),
-		chromedp.Click(chromedp.CSS("button.danger-outline")),
-	)
+	tb.do(chromedp.WaitVisible(chromedp.CSS(".facts dd")))
+
+	// A certificate that cannot be renewed: said twice, with the way out.
+	if got := tb.text(".agent-errors"); !strings.HasPrefix(got, "The agent reports 1 error:\nthe console refused the client certificate") ||
+		!strings.Contains(got, "Its certificate cannot be renewed any more") {
+		t.Errorf("agent errors %q, want the refusal and what to do", got)
+	}
+	if got := tb.text(".facts"); !strings.Contains(got, "needs re-enrollment") {
+		t.Errorf("facts %q, want the certificate to need re-enrollment", got)
+	}
+	// No "dropped" in this status: the page sums ring, copy and write drops.
+	if got := tb.rowText("table.captures", "all")[9]; got != "2" {
+		t.Errorf("drops of all %q, want the 2 copy failures", got)
+	}
+	tb.do(chromedp.Click(chromedp.CSS(".agent-errors button[data-act=reenroll]")))
+	tb.waitFor("the key dialog", `document.querySelector("#key-dialog").open`)
+	tb.do(chromedp.KeyEvent("\x1b"))
+	tb.waitFor("the dialog to close", `!document.querySelector("#key-dialog").open`)
+
+	tb.do(chromedp.Click(chromedp.CSS("button.danger-outline")))
 	tb.waitFor("the confirmation", `document.querySelector("#confirm-dialog").open`)
 	if got := tb.text("#confirm-title"); got != "Revoke lab-ams-07?" {
 		t.Errorf("confirmation %q", got)
@@ -551,6 +639,9 @@ func TestRevoke(t *testing.T) {
 	tb.waitFor("the revoked state", `document.querySelector(".view-head .badge.state").innerText.trim() === "revoked"`)
 	if tb.visible("button.danger-outline") {
 		t.Error("a revoked device still offers Revoke")
+	}
+	if got := tb.text(".agent-errors"); strings.Contains(got, "cannot be renewed") {
+		t.Errorf("a revoked device is still to re-enroll: %q", got)
 	}
 }
 
@@ -583,8 +674,38 @@ func TestInstallKey(t *testing.T) {
 	if req, ok := api.lastKeyRequest(); !ok || req.ExpiresIn != "168h" || req.Note != "rack B" {
 		t.Errorf("key request %+v, want expires_in 168h and the note", req)
 	}
-	if got := eval[string](tb, `document.querySelector("#kr-command").value`); got != fakeEnrollCommand {
+	if got := tb.text("#kr-command"); got != fakeEnrollCommand {
 		t.Errorf("command %q, want the console's %q", got, fakeEnrollCommand)
+	}
+	// It wraps between words only: no flag, key or fingerprint is split,
+	// none runs out of the box, and each flag begins a line.
+	broken := eval[[]string](tb, `(() => {
+		const pre = document.querySelector("#kr-command"), out = [];
+		const words = [...pre.querySelectorAll(".word")];
+		if (words.map(w => w.textContent).join(" ") !== pre.textContent) out.push("words " + words.map(w => w.textContent));
+		for (const w of words) {
+			const r = document.createRange();
+			r.selectNodeContents(w);
+			if (r.getClientRects().length !== 1) out.push(w.textContent);
+		}
+		if (pre.scrollWidth > pre.clientWidth) out.push("scrolls by " + (pre.scrollWidth - pre.clientWidth) + " px");
+		return out;
+	})()`)
+	if len(broken) > 0 {
+		t.Errorf("the command breaks inside %q", broken)
+	}
+	lines := eval[[]string](tb, `(() => {
+		const lines = new Map();
+		for (const w of document.querySelectorAll("#kr-command .word")) {
+			const top = Math.round(w.getBoundingClientRect().top);
+			lines.set(top, [...(lines.get(top) || []), w.textContent]);
+		}
+		return [...lines.values()].map(l => l.join(" "));
+	})()`)
+	for _, l := range lines[1:] {
+		if !strings.HasPrefix(l, "--") && !strings.HasPrefix(l, "sha256:") {
+			t.Errorf("line %q of the command begins with no flag (lines %q)", l, lines)
+		}
 	}
 	if got := tb.text("#kr-expiry"); !strings.Contains(got, "expires in 7 d") {
 		t.Errorf("expiry %q, want in 7 d", got)

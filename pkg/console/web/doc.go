@@ -10,19 +10,33 @@
 //   - It asks for the admin token once, checks it with GET /api/v1/devices,
 //     and keeps it for the tab. "Sign out" forgets it; any 401 from the API
 //     forgets it too and brings the prompt back with the console's sentence.
-//   - Devices: every sensor's state (online, stale, revoked), captures
-//     running against configured, drops in the last heartbeat, the time since
-//     it, agent version, certificate expiry, and a badge for devices that
-//     share a machine id. It refreshes every 5 s, in place: rows are updated
+//   - Devices: every sensor's state (online, stale, revoked), the errors
+//     its agent reports (a badge with their count, the first as its title),
+//     a certificate that needs re-enrollment, captures running against
+//     configured (and which do not run), drops in the last heartbeat, the
+//     time since it, agent version, certificate expiry, and a badge for
+//     devices that share a machine id. What the list does not carry (the
+//     errors' text, needs_reenroll, each capture's state) comes from the
+//     device's status, fetched again only when its last_heartbeat changes,
+//     four at a time. It refreshes every 5 s, in place: rows are updated
 //     cell by cell, so nothing flickers and focus and selection survive.
 //   - A device (#/devices/ID): its facts (interfaces, certificate, applied
-//     generation, errors the agent reports) and its captures with the state
-//     and counters of the last heartbeat. Add, edit and delete PUT the whole
-//     list with If-Match: the generation read. A 422's messages
+//     generation), the errors the agent reports, what to do when its
+//     certificate needs re-enrollment, and its captures with the state and
+//     counters of the last heartbeat (drops: the status's "dropped", or
+//     ring drops, copy failures and write drops). Add, edit and delete PUT
+//     the whole list with If-Match: the generation read. A 422's messages
 //     ("captures[0].filter: ...") appear under the field they name; a 409
-//     offers to reload and keeps the edit in the form. Revoke asks first.
+//     offers to reload and keeps the edit in the form. After a change the
+//     page refreshes every second (for a minute at most) until the agent
+//     reports the new generation and every capture, so a new capture is
+//     seen starting. Revoke asks first.
 //   - Install keys: a dialog creates one (expiry, note) and shows the
-//     console's enrollment command with a copy button.
+//     console's enrollment command with a copy button. The command wraps
+//     between words only, each flag with its value starting a line, so no
+//     flag, key or fingerprint is split.
+//   - At 1024 px (a laptop) every column, whole filters (wrapped between
+//     words) and the refresh state still show.
 //   - Jobs (#/jobs): every capture job, newest first, with the state of its
 //     runs and what they captured. New job (#/jobs/new, also from a device's
 //     page and as "Run again" of a job) picks devices (online first, each
@@ -59,4 +73,12 @@
 //   - Assets are served under /assets/VERSION/, VERSION derived from their
 //     content, and cached as immutable; index.html is revalidated on every
 //     load, so a new console build is picked up at once.
+//
+// # Tests
+//
+// The tests drive chromium (chromedp) against a fake admin API and against
+// the real console with a device that speaks the agent API. Every
+// screenshot they take goes to the test's artifact directory, kept under
+// DIR with go test -artifacts -outputdir DIR; with -update they are also
+// written to testdata/screenshots, where the reviewed ones are kept.
 package web

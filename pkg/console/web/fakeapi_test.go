@@ -43,6 +43,10 @@ type fakeDevice struct {
 	Generation    int64
 	Captures      []store.Capture
 	Status        *fakeStatus // nil before the first heartbeat
+	// StatusSummary adds to the status what the console adds to a
+	// heartbeat: "generation" and each capture's "dropped". Without it the
+	// status is the heartbeat as it was sent.
+	StatusSummary bool
 }
 
 // fakeStatus is a heartbeat as the agent sends it.
@@ -58,6 +62,7 @@ type fakeStatus struct {
 		NotAfter      time.Time `json:"not_after"`
 		NeedsReenroll bool      `json:"needs_reenroll"`
 	} `json:"certificate"`
+	NeedsReenroll bool `json:"-"` // newFakeAPI's shorthand for Certificate.NeedsReenroll
 }
 
 type fakeKeyRequest struct {
@@ -65,7 +70,9 @@ type fakeKeyRequest struct {
 	Note      string `json:"note"`
 }
 
-// deviceJSON is one device of GET /api/v1/devices.
+// deviceJSON is one device of GET /api/v1/devices, as the console sends
+// it: the counts of the last heartbeat, not its errors' text or its
+// certificate.
 type deviceJSON struct {
 	ID                 string    `json:"id"`
 	Hostname           string    `json:"hostname"`
@@ -76,18 +83,27 @@ type deviceJSON struct {
 	Interfaces         []string  `json:"interfaces"`
 	CertNotAfter       time.Time `json:"cert_not_after"`
 	DuplicateMachineID bool      `json:"duplicate_machine_id"`
+	Generation         int64     `json:"generation"`
+	AppliedGeneration  int64     `json:"applied_generation"`
 	CapturesRunning    int       `json:"captures_running"`
 	CapturesTotal      int       `json:"captures_total"`
 	Drops              uint64    `json:"drops"`
+	Errors             int       `json:"errors"`
 }
 
+// The fake's secrets have the console's formats: "rta_" or "rtk_" and 52
+// lowercase base32 characters, and a SHA-256 CA fingerprint.
 const (
-	fakeToken         = "rt_admin_test_0123456789abcdef"
-	fakeEnrollCommand = "ringtap agent enroll --console https://console.example:8443 --key rk_4f9c2a7e1b --ca-fingerprint sha256:9a3f0c1e5b7d2468ace13579bdf02468ace13579bdf02468ace13579bdf0246"
+	fakeToken         = "rta_4kee2cqpmqv55jnxai3iofs3dod6hvnmytypldwvhuwbhhmihzsa"
+	fakeInstallKey    = "rtk_izajr3qnac25kqtueb745ay4czkxoqebtnyz3chlnp3lbqh4kpva"
+	fakeEnrollCommand = "ringtap agent enroll --console https://console.example:8443 --key " + fakeInstallKey +
+		" --ca-fingerprint sha256:faa09070649efd8833ea3fcdde953574957efd420a9085af09a19402fc8919e8"
 )
 
-// newFakeAPI is a console with a small fleet: two healthy sensors that
-// share a machine id (cloned VMs), one dropping, one stale and one revoked.
+// newFakeAPI is a console with a small fleet: two sensors that share a
+// machine id (cloned VMs), one of them dropping, the other with a capture
+// that failed; one stale whose certificate needs re-enrollment; one
+// revoked.
 func newFakeAPI(now time.Time) *fakeAPI {
 	f := &fakeAPI{token: fakeToken, now: func() time.Time { return now }}
 	dir := func(name string) store.Output { return store.Output{Dir: "/var/lib/ringtap/" + name} }
@@ -95,11 +111,17 @@ func newFakeAPI(now time.Time) *fakeAPI {
 		return agent.CaptureStatus{Name: name, Interface: iface, Hook: hook, State: "running",
 			Seen: seen, Matched: captured + ringDrops, Captured: captured, RingDrops: ringDrops, Written: captured - writeDrops, WriteDrops: writeDrops}
 	}
+	withCopyFailures := func(c agent.CaptureStatus, n uint64) agent.CaptureStatus {
+		c.CopyFailures = n
+		c.Matched += n
+		return c
+	}
 	add := func(d *fakeDevice, st *fakeStatus) {
 		if st != nil {
 			st.AppliedGeneration = d.Generation
 			st.Hostname, st.AgentVersion, st.MachineID, st.Interfaces = d.Hostname, d.AgentVersion, d.MachineID, d.Interfaces
 			st.Certificate.NotAfter = d.CertNotAfter
+			st.Certificate.NeedsReenroll = st.NeedsReenroll
 		}
 		d.Status = st
 		f.devices = append(f.devices, d)
@@ -107,7 +129,7 @@ func newFakeAPI(now time.Time) *fakeAPI {
 	add(&fakeDevice{
 		ID: "dev_7k2m9q4x", Hostname: "edge-fra-01", MachineID: "3f2a9c0d6e1b4a7f8c5d2e9b0a1c3d4e", AgentVersion: "0.9.2",
 		Interfaces: []string{"eth0", "eth1", "lo"}, CertNotAfter: now.Add(41 * 24 * time.Hour), LastHeartbeat: now.Add(-4 * time.Second),
-		Generation: 7,
+		Generation: 7, StatusSummary: true,
 		Captures: []store.Capture{
 			{Name: "web", Interface: "eth0", Filter: "tcp port 443 or tcp port 80", SnapLen: 256, Hook: "xdp", Direction: "in", Output: dir("web")},
 			{Name: "dns", Interface: "eth0", Filter: "udp port 53", Hook: "tc", Direction: "inout", Output: dir("dns")},
@@ -116,7 +138,7 @@ func newFakeAPI(now time.Time) *fakeAPI {
 	}, &fakeStatus{Captures: []agent.CaptureStatus{
 		running("web", "eth0", "xdp", 18_734_221, 4_120_993, 0, 0),
 		running("dns", "eth0", "tc", 18_734_221, 61_337, 0, 0),
-		running("mirror", "eth1", "xdp", 91_220_517, 91_214_002, 1_208, 26),
+		withCopyFailures(running("mirror", "eth1", "xdp", 91_220_517, 91_214_002, 1_200, 26), 8),
 	}})
 	add(&fakeDevice{
 		ID: "dev_p3w8n1c5", Hostname: "edge-fra-02", MachineID: "3f2a9c0d6e1b4a7f8c5d2e9b0a1c3d4e", AgentVersion: "0.9.2",
@@ -129,13 +151,14 @@ func newFakeAPI(now time.Time) *fakeAPI {
 	}, &fakeStatus{Captures: []agent.CaptureStatus{
 		running("web", "eth0", "xdp", 2_004_117, 1_330_870, 0, 0),
 		{Name: "ssh", Interface: "eth0", State: "failed", LastError: "attach xdp to eth0: device or resource busy"},
-	}, Errors: []string{`capture "ssh": attach xdp to eth0: device or resource busy`}})
+	}, Errors: []string{"capture ssh on eth0: failed: attach xdp to eth0: device or resource busy"}})
 	add(&fakeDevice{
 		ID: "dev_b6t0r2z8", Hostname: "lab-ams-07", MachineID: "a07c1e5f9b3d4c2e8f6a0b1c2d3e4f50", AgentVersion: "0.9.1",
 		Interfaces: []string{"ens3"}, CertNotAfter: now.Add(5 * 24 * time.Hour), LastHeartbeat: now.Add(-17 * time.Minute),
 		Generation: 1,
 		Captures:   []store.Capture{{Name: "all", Interface: "ens3", Output: dir("all")}},
-	}, &fakeStatus{Captures: []agent.CaptureStatus{running("all", "ens3", "xdp", 55_012, 55_012, 0, 0)}})
+	}, &fakeStatus{Captures: []agent.CaptureStatus{withCopyFailures(running("all", "ens3", "xdp", 55_012, 55_012, 0, 0), 2)}, NeedsReenroll: true,
+		Errors: []string{"the console refused the client certificate (renew: 403 certificate 1f is not this device's current one): run `ringtap agent enroll --console URL --key KEY --ca-fingerprint SHA256` with a new install key"}})
 	add(&fakeDevice{
 		ID: "dev_q9e4h7j1", Hostname: "old-sensor-3", MachineID: "5c1d9e2f3a4b5c6d7e8f9a0b1c2d3e4f", AgentVersion: "0.8.0",
 		Interfaces: []string{"eth0"}, CertNotAfter: now.Add(12 * 24 * time.Hour), LastHeartbeat: now.Add(-26 * time.Hour),
@@ -234,7 +257,8 @@ func (f *fakeAPI) listDevices(w http.ResponseWriter, r *http.Request) {
 
 func (f *fakeAPI) deviceJSON(d *fakeDevice) deviceJSON {
 	j := deviceJSON{ID: d.ID, Hostname: d.Hostname, MachineID: d.MachineID, LastHeartbeat: d.LastHeartbeat,
-		AgentVersion: d.AgentVersion, Interfaces: d.Interfaces, CertNotAfter: d.CertNotAfter, CapturesTotal: len(d.Captures)}
+		AgentVersion: d.AgentVersion, Interfaces: d.Interfaces, CertNotAfter: d.CertNotAfter, CapturesTotal: len(d.Captures),
+		Generation: d.Generation}
 	switch {
 	case d.Revoked:
 		j.State = string(store.StateRevoked)
@@ -249,11 +273,13 @@ func (f *fakeAPI) deviceJSON(d *fakeDevice) deviceJSON {
 		}
 	}
 	if d.Status != nil {
+		j.AppliedGeneration = d.Status.AppliedGeneration
+		j.Errors = len(d.Status.Errors)
 		for _, c := range d.Status.Captures {
 			if c.State == "running" {
 				j.CapturesRunning++
 			}
-			j.Drops += c.RingDrops + c.WriteDrops
+			j.Drops += c.RingDrops + c.CopyFailures + c.WriteDrops
 		}
 	}
 	return j
@@ -350,6 +376,15 @@ func (f *fakeAPI) status(w http.ResponseWriter, r *http.Request, d *fakeDevice) 
 	var doc map[string]any
 	_ = json.Unmarshal(b, &doc)
 	doc["received_at"] = d.LastHeartbeat
+	if d.StatusSummary {
+		doc["generation"] = d.Status.AppliedGeneration
+		caps, _ := doc["captures"].([]any)
+		for i, c := range d.Status.Captures {
+			if m, ok := caps[i].(map[string]any); ok {
+				m["dropped"] = c.RingDrops + c.CopyFailures + c.WriteDrops
+			}
+		}
+	}
 	writeJSON(w, http.StatusOK, doc)
 }
 
@@ -371,7 +406,7 @@ func (f *fakeAPI) createKey(w http.ResponseWriter, r *http.Request) {
 	now := f.now()
 	f.mu.Unlock()
 	writeJSON(w, http.StatusCreated, map[string]any{
-		"key": "rk_4f9c2a7e1b", "expires_at": now.Add(ttl), "enroll_command": fakeEnrollCommand,
+		"key": fakeInstallKey, "expires_at": now.Add(ttl), "enroll_command": fakeEnrollCommand,
 	})
 }
 

@@ -332,12 +332,7 @@ func TestJobLifecycle(t *testing.T) {
 	}
 	tb.screenshot("job-running")
 	// A laptop's width still shows every column.
-	tb.do(chromedp.EmulateViewport(1024, 720))
-	if w := eval[int](tb, `document.querySelector(".table-wrap").scrollWidth - document.querySelector(".table-wrap").clientWidth`); w > 0 {
-		t.Errorf("the runs table scrolls by %d px at 1024 px", w)
-	}
-	tb.screenshot("job-1024")
-	tb.do(chromedp.EmulateViewport(1280, 800))
+	tb.mustFit1024("job-1024", "table.runs")
 
 	// Download: fetched with the token, saved under the console's name.
 	next := tb.allowDownloads()

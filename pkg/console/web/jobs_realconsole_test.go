@@ -22,7 +22,6 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/ringtap/ringtap/pkg/certmgr"
-	"github.com/ringtap/ringtap/pkg/console"
 	"github.com/ringtap/ringtap/pkg/console/pki"
 	"github.com/ringtap/ringtap/pkg/console/store"
 	"github.com/ringtap/ringtap/pkg/jobapi"
@@ -40,13 +39,18 @@ func skipInKernelMatrix(t *testing.T) {
 }
 
 // jobAgent is an enrolled device speaking the agent API with its own
-// client certificate, as the agent's job runner would.
+// client certificate, as the agent's poller and job runner would.
 type jobAgent struct {
-	t      *testing.T
-	id     string
-	client *http.Client
-	url    string
+	t          *testing.T
+	id         string
+	hostname   string
+	interfaces []string
+	client     *http.Client
+	url        string
 }
+
+// jobAgentMachineID is the machine id of every jobAgent.
+const jobAgentMachineID = "00112233445566778899aabbccddeeff"
 
 // mustEnrollJobAgent enrolls a device through the console's agent API
 // with the agent's certificate manager, and sends one heartbeat.
@@ -63,7 +67,7 @@ func mustEnrollJobAgent(t *testing.T, rc *realConsole, hostname string, ifaces [
 	logger := slog.New(slog.DiscardHandler)
 	e, err := certmgr.Enroll(ctx, certmgr.EnrollConfig{
 		ConsoleURL: rc.srv.AgentURL(), InstallKey: key, CAFingerprint: rc.ca.Fingerprint(), StateDir: dir,
-		Hostname: hostname, MachineID: "00112233445566778899aabbccddeeff", AgentVersion: "test", Interfaces: ifaces, Logger: logger,
+		Hostname: hostname, MachineID: jobAgentMachineID, AgentVersion: "test", Interfaces: ifaces, Logger: logger,
 	})
 	if err != nil {
 		t.Fatalf("enroll: %v", err)
@@ -72,11 +76,10 @@ func mustEnrollJobAgent(t *testing.T, rc *realConsole, hostname string, ifaces [
 	if err != nil {
 		t.Fatal(err)
 	}
-	a := &jobAgent{t: t, id: e.DeviceID, url: m.ConsoleURL(),
+	a := &jobAgent{t: t, id: e.DeviceID, hostname: hostname, interfaces: ifaces, url: m.ConsoleURL(),
 		client: &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: m.TLSConfig()}}}
 	t.Cleanup(a.client.CloseIdleConnections)
-	a.mustDo(http.StatusNoContent, "POST", console.HeartbeatPath, console.Heartbeat{Hostname: hostname, AgentVersion: "test",
-		MachineID: "00112233445566778899aabbccddeeff", Interfaces: ifaces}, nil)
+	a.mustHeartbeat(0)
 	return a
 }
 

@@ -19,6 +19,8 @@ let view = null; // the mounted view: {refresh(): Promise, destroy(), interval?(
 let timer = 0;
 let lastOK = 0;
 let failing = false;
+let refreshing = false; // a refresh is in flight
+let again = false; // and another was asked for meanwhile
 
 function $(id) {
   return document.getElementById(id);
@@ -123,22 +125,36 @@ function every(v) {
 }
 
 // refreshNow refreshes the view and schedules the next refresh; one runs
-// at a time, and none while the tab is hidden.
+// at a time (one asked for meanwhile runs right after), and none while the
+// tab is hidden.
 async function refreshNow() {
   stopRefresh();
   const v = view;
   if (!v) return;
+  if (refreshing) {
+    again = true;
+    return;
+  }
   if (!document.hidden) {
+    refreshing = true;
     try {
       await v.refresh();
       lastOK = Date.now();
       if (failing) clearBanner("refresh");
       failing = false;
     } catch (ex) {
-      if (v !== view || ex.status === 401) return;
-      failing = true;
-      showBanner(`${ex.message} Retrying every ${refreshEvery / 1000} s.`, { source: "refresh" });
+      if (v === view && ex.status !== 401) {
+        failing = true;
+        showBanner(`${ex.message} Retrying every ${refreshEvery / 1000} s.`, { source: "refresh" });
+      }
+    } finally {
+      refreshing = false;
     }
+    if (again) {
+      again = false;
+      return refreshNow();
+    }
+    if (v !== view || !token()) return;
     tick();
   }
   if (v === view) timer = setTimeout(refreshNow, failing ? refreshEvery : every(v));
@@ -172,6 +188,10 @@ function start() {
   $("new-key").addEventListener("click", () => openKeyDialog());
   onUnauthorized((msg) => showSignin(msg));
   window.addEventListener("hashchange", route);
+  // A view that changed something asks for a refresh now with this event.
+  window.addEventListener("ringtap:refresh", () => {
+    if (view) refreshNow();
+  });
   document.addEventListener("visibilitychange", () => {
     if (!document.hidden && view) refreshNow();
   });

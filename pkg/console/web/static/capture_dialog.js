@@ -5,7 +5,7 @@
 
 import { call } from "./api.js";
 import { h } from "./dom.js";
-import { parseValidation } from "./format.js";
+import { parseValidation, sentenceCase } from "./format.js";
 
 const defaultDir = (name) => `/var/lib/ringtap/${name || "NAME"}`;
 
@@ -117,7 +117,7 @@ function showValidation(ex, list, at) {
   for (const m of msgs) {
     const f = m.index === at ? fieldFor(m.field) : null;
     if (f) {
-      setFieldError(f, m.message);
+      setFieldError(f, sentenceCase(m.message));
       first = first || f;
     } else if (m.index >= 0 && m.index !== at) {
       top.push(`${list[m.index] ? `Capture ${list[m.index].name}` : `captures[${m.index}]`}: ${m.field ? m.field + ": " : ""}${m.message}`);

@@ -1,5 +1,8 @@
 // The device view: one sensor's facts, its agent's errors, and the captures
 // the console wants it to run, with the counters its last heartbeat sent.
+// After a change it refreshes every second until the agent reports the new
+// generation and every capture (for a minute at most), so a new capture is
+// seen starting; otherwise every 5 s.
 
 import { call } from "./api.js";
 import { h, setText, setAttr, patchRows, replaceChildrenIfChanged } from "./dom.js";
@@ -7,8 +10,10 @@ import { ago, until, dateTime, count, exactCount, parseTime, captureDrops, parse
 import { showBanner, clearBanner } from "./banner.js";
 import { confirm } from "./confirm.js";
 import { openCaptureDialog } from "./capture_dialog.js";
+import { openKeyDialog } from "./key_dialog.js";
 
 const soon = 7 * 24 * 3600 * 1000;
+const followFor = 60 * 1000; // how long after a change the page refreshes every second
 
 export function deviceView(root, id) {
   const title = h("h1");
@@ -54,9 +59,13 @@ export function deviceView(root, id) {
   let config = null; // {generation, captures}
   let status = null; // the last heartbeat, or null before the first
   let rowErrors = new Map(); // capture name -> messages of the last rejected save
+  let followUntil = 0; // refresh every second until then, while the agent catches up
 
   add.addEventListener("click", () => edit(-1));
   revoke.addEventListener("click", doRevoke);
+  agentErrors.addEventListener("click", (e) => {
+    if (e.target.closest("button[data-act=reenroll]")) openKeyDialog();
+  });
   tbody.addEventListener("click", (e) => {
     const b = e.target.closest("button[data-act]");
     if (!b) return;
@@ -131,11 +140,34 @@ export function deviceView(root, id) {
   }
 
   function renderAgentErrors() {
-    const errs = (status && status.errors) || [];
-    agentErrors.hidden = errs.length === 0;
+    const errs = (status && Array.isArray(status.errors) && status.errors) || [];
+    const reenroll = !!(status && status.certificate && status.certificate.needs_reenroll) && device.state !== "revoked";
+    agentErrors.hidden = errs.length === 0 && !reenroll;
     replaceChildrenIfChanged(agentErrors,
       errs.length ? h("strong", null, `The agent reports ${plural(errs.length, "error")}:`) : null,
-      errs.length ? h("ul", null, errs.map((e) => h("li", null, e))) : null);
+      errs.length ? h("ul", null, errs.map((e) => h("li", null, e))) : null,
+      reenroll ? h("div.reenroll", null,
+        h("span", null, "Its certificate cannot be renewed any more: create an install key and run its enrollment command on the sensor."),
+        h("button.btn.small", { type: "button", "data-act": "reenroll" }, "New install key")) : null);
+  }
+
+  // follow shows the config just saved and refreshes every second while
+  // the agent picks it up.
+  function follow() {
+    followUntil = Date.now() + followFor;
+    render();
+    window.dispatchEvent(new Event("ringtap:refresh"));
+  }
+
+  // catchingUp reports whether the agent has yet to report the config the
+  // console holds: an older generation, or a capture it does not list or
+  // is still starting.
+  function catchingUp() {
+    if (!config || !status) return !!config;
+    const applied = status.applied_generation ?? status.generation ?? -1;
+    if (applied < config.generation) return true;
+    const reported = new Map((status.captures || []).map((c) => [c.name, c.state]));
+    return config.captures.some((c) => !reported.has(c.name) || reported.get(c.name) === "starting");
   }
 
   function renderCaptures() {
@@ -162,8 +194,7 @@ export function deviceView(root, id) {
       onSaved(data) {
         rowErrors = new Map();
         config = { generation: data.generation, captures: data.captures || [] };
-        render();
-        refresh().catch(() => {});
+        follow();
       },
     });
   }
@@ -182,7 +213,7 @@ export function deviceView(root, id) {
       clearBanner();
       rowErrors = new Map();
       config = { generation: data.generation, captures: data.captures || list };
-      render();
+      follow();
     } catch (ex) {
       saveFailed(ex, list);
     }
@@ -225,7 +256,11 @@ export function deviceView(root, id) {
     }
   }
 
-  return { refresh, destroy() {} };
+  return {
+    refresh,
+    interval: () => (Date.now() < followUntil && catchingUp() ? 1000 : 5000),
+    destroy() {},
+  };
 }
 
 function createRow(c) {
@@ -291,7 +326,7 @@ function updateRow(tr, c, st, pending, errors) {
   const d = st ? captureDrops(st) : null;
   setText(r.drops, st ? count(d) : "–");
   setAttr(r.drops, "class", !st ? "muted" : d > 0 ? "bad-text" : "muted");
-  setAttr(r.drops, "title", st ? `ring full: ${exactCount(st.ring_drops || 0)}, not written: ${exactCount(st.write_drops || 0)}` : null);
+  setAttr(r.drops, "title", st ? `ring full: ${exactCount(st.ring_drops || 0)}, not copied: ${exactCount(st.copy_failures || 0)}, not written: ${exactCount(st.write_drops || 0)}` : null);
 
   r.err.hidden = !errors;
   replaceChildrenIfChanged(r.err, ...(errors || []).map((e) => h("div", null, e)));

@@ -1,4 +1,13 @@
-// The devices view: every enrolled sensor with its health at a glance.
+// The devices view: every enrolled sensor with its health at a glance:
+// state, the errors its agent reports, a certificate that needs
+// re-enrollment, captures running (and which are not), drops.
+//
+// What the list does not carry (the errors' text, the certificate's
+// needs_reenroll, each capture's state) comes from the device's last
+// heartbeat, GET /api/v1/devices/ID/status, fetched again only when the
+// device's last_heartbeat changes, a few at a time, and only for devices
+// that are not revoked. Where the list carries a field itself (errors as a
+// list, needs_reenroll), it is used and nothing is fetched for it.
 
 import { call } from "./api.js";
 import { h, setText, setAttr, patchRows, replaceChildrenIfChanged } from "./dom.js";
@@ -6,6 +15,7 @@ import { ago, until, dateTime, count, exactCount, parseTime, plural } from "./fo
 import { openKeyDialog } from "./key_dialog.js";
 
 const soon = 7 * 24 * 3600 * 1000; // a certificate expiring within this is flagged
+const statusFetches = 4; // heartbeats fetched at once
 
 export function devicesView(root) {
   const summary = h("div.summary", { "aria-label": "Fleet summary" });
@@ -34,10 +44,11 @@ export function devicesView(root) {
   const noMatch = h("div.empty.compact", { hidden: true }, h("p.muted", null, "No device matches this filter."));
 
   root.append(
-    h("div.view-head", null, h("h1", null, "Devices"), summary, h("span.spacer"), search),
+    h("div.view-head.one-line", null, h("h1", null, "Devices"), summary, h("span.spacer"), search),
     loading, wrap, empty, noMatch);
 
   let devices = null;
+  const beats = new Map(); // device id -> {at: its last_heartbeat, status: that heartbeat, or null}
   search.addEventListener("input", render);
 
   tbody.addEventListener("click", (e) => {
@@ -58,18 +69,21 @@ export function devicesView(root) {
     search.hidden = devices.length === 0;
     wrap.hidden = shown.length === 0;
     noMatch.hidden = devices.length === 0 || shown.length > 0;
-    patchRows(tbody, shown, (d) => d.id, createRow, updateRow);
+    patchRows(tbody, shown, (d) => d.id, createRow, (tr, d) => updateRow(tr, d, health(d, beats.get(d.id))));
     renderSummary();
   }
 
   function renderSummary() {
     const by = { online: 0, stale: 0, revoked: 0 };
-    let dup = 0, dropping = 0, running = 0, total = 0;
+    let dup = 0, dropping = 0, running = 0, total = 0, erring = 0, reenroll = 0;
     for (const d of devices) {
       by[d.state] = (by[d.state] || 0) + 1;
       if (d.duplicate_machine_id) dup++;
       if (d.state !== "revoked") {
+        const hl = health(d, beats.get(d.id));
         if (d.drops > 0) dropping++;
+        if (hl.errors > 0) erring++;
+        if (hl.reenroll) reenroll++;
         running += d.captures_running || 0;
         total += d.captures_total || 0;
       }
@@ -82,6 +96,8 @@ export function devicesView(root) {
       by.revoked ? h("span.chip.revoked", null, `${by.revoked} revoked`) : null,
       total ? h(`span.chip${running < total ? ".stale" : ""}`, null, `${running}/${total} captures running`) : null,
       dropping ? h("span.chip.bad", null, `${plural(dropping, "device")} dropping`) : null,
+      erring ? h("span.chip.bad", null, `${erring} with errors`) : null,
+      reenroll ? h("span.chip.bad", null, `${reenroll} to re-enroll`) : null,
       dup ? h("span.chip.stale", null, `${dup} share a machine id`) : null);
   }
 
@@ -90,9 +106,64 @@ export function devicesView(root) {
     devices = ((data && data.devices) || []).slice().sort((a, b) =>
       String(a.hostname || "").localeCompare(String(b.hostname || "")) || String(a.id).localeCompare(String(b.id)));
     render();
+    if (await fetchHeartbeats()) render();
+  }
+
+  // fetchHeartbeats fetches the last heartbeat of the devices whose list
+  // entry lacks something the page shows and whose heartbeat is new since
+  // the last fetch. It reports whether anything changed. A failed fetch
+  // leaves the device as the list shows it.
+  async function fetchHeartbeats() {
+    const ids = new Set(devices.map((d) => d.id));
+    for (const id of beats.keys()) if (!ids.has(id)) beats.delete(id);
+    const todo = devices.filter((d) => needsHeartbeat(d) && (!beats.has(d.id) || beats.get(d.id).at !== d.last_heartbeat));
+    if (!todo.length) return false;
+    let changed = false;
+    const worker = async () => {
+      for (let d = todo.shift(); d; d = todo.shift()) {
+        try {
+          const st = await call("GET", `devices/${encodeURIComponent(d.id)}/status`);
+          beats.set(d.id, { at: d.last_heartbeat, status: st });
+          changed = true;
+        } catch (ex) {
+          if (ex.status === 404) beats.set(d.id, { at: d.last_heartbeat, status: null });
+          if (ex.status === 401) return;
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(statusFetches, todo.length) }, worker));
+    return changed;
   }
 
   return { refresh, destroy() {} };
+}
+
+// needsHeartbeat reports whether the page needs d's last heartbeat for
+// what the list does not say.
+function needsHeartbeat(d) {
+  if (d.state === "revoked" || !parseTime(d.last_heartbeat)) return false;
+  const errorsKnown = Array.isArray(d.errors) || !(d.errors > 0);
+  const allRunning = (d.captures_running || 0) >= (d.captures_total || 0);
+  return typeof d.needs_reenroll !== "boolean" || !errorsKnown || !allRunning;
+}
+
+// health is what the page shows of d beyond its list entry: how many
+// errors its agent reports and their text, whether its certificate needs
+// re-enrollment, and its captures' states, from the list where it has
+// them, else from its heartbeat (or nothing).
+function health(d, beat) {
+  // A heartbeat fetched for an older last_heartbeat is not this one.
+  const st = beat && beat.at === d.last_heartbeat ? beat.status : null;
+  const revoked = d.state === "revoked";
+  const texts = Array.isArray(d.errors) ? d.errors : st && Array.isArray(st.errors) ? st.errors : [];
+  const errors = Array.isArray(d.errors) ? d.errors.length : typeof d.errors === "number" ? d.errors : texts.length;
+  const reenroll = typeof d.needs_reenroll === "boolean" ? d.needs_reenroll : !!(st && st.certificate && st.certificate.needs_reenroll);
+  return {
+    errors: revoked ? 0 : errors,
+    texts: revoked ? [] : texts.map(String),
+    reenroll: !revoked && reenroll,
+    captures: st && Array.isArray(st.captures) ? st.captures : null,
+  };
 }
 
 function createRow(d) {
@@ -100,24 +171,27 @@ function createRow(d) {
   const dup = h("span.badge.warn", { title: "Another device reports the same machine id, as a cloned VM would. Give each its own /etc/machine-id, then re-enroll it." }, "duplicate machine id");
   const id = h("span.sub.mono");
   const state = h("span.badge");
+  const errs = h("span.badge.bad.count", { hidden: true });
+  const reenroll = h("span.badge.bad", { hidden: true, title: "The agent cannot renew its certificate any more: create an install key and run its enrollment command on the sensor." }, "needs re-enrollment");
   const caps = h("span");
+  const notRunning = h("span.sub.not-running", { hidden: true });
   const drops = h("span");
   const hb = h("span");
   const ver = h("span.mono.small");
   const cert = h("span");
   const tr = h("tr", null,
     h("td", null, h("div.cell-main", null, link, dup), id),
-    h("td", null, state),
-    h("td.num", null, caps),
+    h("td", null, h("div.health", null, state, errs, reenroll)),
+    h("td.num", null, caps, notRunning),
     h("td.num", null, drops),
     h("td", null, hb),
     h("td", null, ver),
     h("td.opt", null, cert));
-  tr.refs = { link, dup, id, state, caps, drops, hb, ver, cert };
+  tr.refs = { link, dup, id, state, errs, reenroll, caps, notRunning, drops, hb, ver, cert };
   return tr;
 }
 
-function updateRow(tr, d) {
+function updateRow(tr, d, hl) {
   const r = tr.refs;
   setText(r.link, d.hostname || "(no hostname)");
   r.dup.hidden = !d.duplicate_machine_id;
@@ -125,6 +199,13 @@ function updateRow(tr, d) {
   setText(r.state, d.state || "unknown");
   setAttr(r.state, "class", `badge state ${d.state || ""}`);
   setAttr(tr, "class", d.state === "revoked" ? "revoked" : null);
+
+  r.errs.hidden = hl.errors === 0;
+  setText(r.errs, plural(hl.errors, "error"));
+  setAttr(r.errs, "title", hl.texts.length
+    ? hl.texts[0] + (hl.texts.length > 1 ? ` (and ${plural(hl.texts.length - 1, "more error")}: open the device)` : "")
+    : "Errors the agent reported in its last heartbeat: open the device to read them");
+  r.reenroll.hidden = !hl.reenroll;
 
   const running = d.captures_running || 0, total = d.captures_total || 0;
   if (!total) {
@@ -134,8 +215,16 @@ function updateRow(tr, d) {
   } else {
     setText(r.caps, `${running} / ${total}`);
     setAttr(r.caps, "class", d.state === "revoked" ? "muted" : running < total ? "warn-text" : "ok-text");
-    setAttr(r.caps, "title", `${running} of ${total} configured captures running`);
+    setAttr(r.caps, "title", hl.captures && hl.captures.length
+      ? hl.captures.map((c) => `${c.name}: ${String(c.state || "unknown").replaceAll("_", " ")}`).join("\n")
+      : `${running} of ${total} configured captures running`);
   }
+  // Which captures do not run, by name, when the heartbeat says.
+  const down = d.state === "revoked" || !hl.captures ? [] : hl.captures.filter((c) => c.state !== "running");
+  r.notRunning.hidden = down.length === 0;
+  setText(r.notRunning, down.length <= 2
+    ? down.map((c) => `${c.name} ${String(c.state || "unknown").replaceAll("_", " ")}`).join(", ")
+    : `${down.length} not running`);
 
   if (d.drops === undefined || d.drops === null) {
     setText(r.drops, "–");
@@ -162,7 +251,7 @@ function updateRow(tr, d) {
   } else {
     const left = exp.getTime() - Date.now();
     setText(r.cert, left < 0 ? "expired" : `expires ${until(d.cert_not_after)}`);
-    setAttr(r.cert, "class", left < 0 ? "bad-text" : left < soon ? "warn-text" : "muted");
+    setAttr(r.cert, "class", left < 0 || hl.reenroll ? "bad-text" : left < soon ? "warn-text" : "muted");
     setAttr(r.cert, "title", dateTime(d.cert_not_after));
   }
 }

@@ -67,13 +67,20 @@ export function exactCount(n) {
   return exact.format(Number(n));
 }
 
-// captureDrops sums what one capture's status lost: frames the ring had no
-// room for and packets not written to files. A status that names a
-// "dropped" total is taken as it is.
+// captureDrops sums what one capture's status lost, as the console's
+// "dropped" does: matched frames the ring had no room for or that could not
+// be copied into it, and packets not written to files. A status that has
+// "dropped" is taken as it is.
 export function captureDrops(c) {
   if (!c) return null;
   if (typeof c.dropped === "number") return c.dropped;
-  return (c.ring_drops || 0) + (c.write_drops || 0);
+  return (c.ring_drops || 0) + (c.copy_failures || 0) + (c.write_drops || 0);
+}
+
+// sentenceCase is s with its first letter capitalized.
+export function sentenceCase(s) {
+  s = String(s ?? "");
+  return s ? s[0].toUpperCase() + s.slice(1) : s;
 }
 
 // parseValidation splits the console's validation messages,

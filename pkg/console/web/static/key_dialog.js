@@ -1,7 +1,11 @@
 // The install key dialog: create a key (expiry, note), then show the exact
-// enrollment command the console answered, with a copy button.
+// enrollment command the console answered, with a copy button. The command
+// wraps only between its words, never inside a flag, the key or the
+// fingerprint (browsers break after a hyphen), and each flag with its value
+// starts a line when they do not fit on the one before.
 
 import { call } from "./api.js";
+import { h } from "./dom.js";
 import { until, dateTime } from "./format.js";
 
 function $(id) {
@@ -17,7 +21,7 @@ export function initKeyDialog() {
   });
   $("key-cancel").addEventListener("click", () => $("key-dialog").close());
   $("kr-copy").addEventListener("click", copy);
-  $("kr-command").addEventListener("focus", () => $("kr-command").select());
+  $("kr-command").addEventListener("focus", () => selectCommand());
 }
 
 export function openKeyDialog() {
@@ -29,7 +33,7 @@ export function openKeyDialog() {
   $("key-cancel").textContent = "Cancel";
   $("kf-expires").value = "24h";
   $("kf-note").value = "";
-  $("kr-command").value = "";
+  $("kr-command").textContent = "";
   $("kr-copy").textContent = "Copy";
   $("kr-copy-state").textContent = "";
   $("key-title").textContent = "New install key";
@@ -49,15 +53,11 @@ async function create() {
     $("key-inputs").hidden = true;
     $("key-create").hidden = true;
     $("key-cancel").textContent = "Done";
-    const cmd = $("kr-command");
-    cmd.value = res.enroll_command;
+    showCommand(res.enroll_command);
     $("kr-expiry").textContent = (note ? `Note: ${note}. ` : "") +
       `The key works once and expires ${until(res.expires_at)} (${dateTime(res.expires_at)}). ` +
       "It is not shown again: if you lose it, create another.";
     $("key-result").hidden = false;
-    // Show the whole command, however long the console's address.
-    cmd.style.height = "auto";
-    cmd.style.height = `${cmd.scrollHeight + 2}px`;
     $("kr-copy").focus();
   } catch (ex) {
     if (ex.status === 401) return;
@@ -73,14 +73,12 @@ async function create() {
 // copy puts the command on the clipboard; where the browser refuses, it
 // selects the text for Ctrl+C.
 async function copy() {
-  const input = $("kr-command");
   let ok = false;
   try {
-    await navigator.clipboard.writeText(input.value);
+    await navigator.clipboard.writeText($("kr-command").textContent);
     ok = true;
   } catch {
-    input.focus();
-    input.select();
+    selectCommand();
     try {
       ok = document.execCommand("copy");
     } catch {
@@ -90,4 +88,36 @@ async function copy() {
   $("kr-copy").textContent = ok ? "Copied" : "Copy";
   $("kr-copy-state").textContent = ok ? "The command is on the clipboard." : "The browser did not allow copying: the command is selected, press Ctrl+C.";
   if (ok) setTimeout(() => { $("kr-copy").textContent = "Copy"; }, 2500);
+}
+
+// showCommand lays the command out: one group per flag and its value, an
+// inline block that wraps as a whole, made of words that never break. Its
+// text stays the console's, character for character.
+function showCommand(cmd) {
+  const words = String(cmd).split(" ");
+  const groups = [];
+  for (const w of words) {
+    if (!groups.length || (w.startsWith("--") && groups[groups.length - 1].some((x) => !x.startsWith("--")))) groups.push([]);
+    groups[groups.length - 1].push(w);
+  }
+  const parts = [];
+  groups.forEach((g, i) => {
+    if (i) parts.push(" ");
+    const words = [];
+    g.forEach((w, j) => {
+      if (j) words.push(" ");
+      words.push(h("span.word", null, w));
+    });
+    parts.push(h("span.arg", null, ...words));
+  });
+  $("kr-command").replaceChildren(...parts);
+}
+
+// selectCommand selects the whole command, for Ctrl+C.
+function selectCommand() {
+  const range = document.createRange();
+  range.selectNodeContents($("kr-command"));
+  const sel = window.getSelection();
+  sel.removeAllRanges();
+  sel.addRange(range);
 }
