@@ -68,7 +68,8 @@ func mustFillRing(t *testing.T, c *capture.Capture, pair *testbed.Pair) uint64 {
 		}
 		sent += uint64(len(frames))
 	}
-	deadline := time.Now().Add(10 * time.Second)
+	// Generous: under emulation (the kernel matrix) sending is slow.
+	deadline := time.Now().Add(60 * time.Second)
 	for {
 		send(pairOf)
 		time.Sleep(2 * drainFlush)
