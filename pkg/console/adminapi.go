@@ -181,9 +181,26 @@ type deviceView struct {
 	CapturesRunning int    `json:"captures_running"`
 	CapturesTotal   int    `json:"captures_total"`
 	Drops           uint64 `json:"drops"`
-	// Errors counts the errors the last heartbeat reported.
-	Errors int `json:"errors"`
+	// Errors counts the errors the last heartbeat reported; ErrorTexts
+	// are the first maxListedErrors of them.
+	Errors     int      `json:"errors"`
+	ErrorTexts []string `json:"error_texts"`
+	// CaptureStates are the last heartbeat's captures, name and state.
+	CaptureStates []captureState `json:"capture_states"`
+	// NeedsReenroll is the last heartbeat's word on the agent's
+	// certificate (expired, or refused by this console).
+	NeedsReenroll bool `json:"needs_reenroll"`
 }
+
+// captureState is a capture's state as the device list gives it.
+type captureState struct {
+	Name  string `json:"name"`
+	State string `json:"state"`
+}
+
+// maxListedErrors bounds the error texts of a device in the list (its
+// status has them all).
+const maxListedErrors = 10
 
 // view builds a device's view from the store.
 func (s *Server) view(r *http.Request, d store.Device, dup map[string]bool) (deviceView, error) {
@@ -196,6 +213,7 @@ func (s *Server) view(r *http.Request, d store.Device, dup map[string]bool) (dev
 	if v.Interfaces == nil {
 		v.Interfaces = []string{}
 	}
+	v.ErrorTexts, v.CaptureStates = []string{}, []captureState{}
 	c, err := s.cfg.Store.GetCaptures(r.Context(), d.ID)
 	if err != nil {
 		return v, err
@@ -212,7 +230,10 @@ func (s *Server) view(r *http.Request, d store.Device, dup map[string]bool) (dev
 	if json.Unmarshal(st.Document, &hb) == nil {
 		v.CapturesTotal = len(hb.Captures)
 		v.Errors = len(hb.Errors)
+		v.ErrorTexts = append(v.ErrorTexts, hb.Errors[:min(len(hb.Errors), maxListedErrors)]...)
+		v.NeedsReenroll = hb.Certificate != nil && hb.Certificate.NeedsReenroll
 		for _, c := range hb.Captures {
+			v.CaptureStates = append(v.CaptureStates, captureState{Name: c.Name, State: c.State})
 			if c.State == "running" {
 				v.CapturesRunning++
 			}

@@ -62,7 +62,7 @@ func TestEnrollAndManage(t *testing.T) {
 		// A heartbeat shows in the device and its status.
 		hb := Heartbeat{AppliedGeneration: 1, Hostname: "sensor-1", AgentVersion: "v2", MachineID: "m-1", Interfaces: []string{"eth0", "eth1"},
 			Captures: []agent.CaptureStatus{{Name: "web", Interface: "eth0", State: "running", Seen: 10, Captured: 9, RingDrops: 1, WriteDrops: 2}},
-			Errors:   []string{}}
+			Errors:   []string{"capture dns on eth1: failed: the kernel refused the filter"}, Certificate: &HeartbeatCertificate{NeedsReenroll: true}}
 		if code, body := a.do("POST", HeartbeatPath, mustJSON(t, hb)); code != http.StatusNoContent {
 			t.Fatalf("heartbeat: %d %s", code, body)
 		}
@@ -71,6 +71,10 @@ func TestEnrollAndManage(t *testing.T) {
 		if dv.State != store.StateOnline || dv.CapturesRunning != 1 || dv.CapturesTotal != 1 || dv.Drops != 3 || dv.AgentVersion != "v2" ||
 			dv.AppliedGeneration != 1 || dv.Generation != 1 || dv.LastHeartbeat == nil || !cmp.Equal(dv.Interfaces, []string{"eth0", "eth1"}) {
 			t.Errorf("device after heartbeat = %+v", dv)
+		}
+		if dv.Errors != 1 || !cmp.Equal(dv.ErrorTexts, hb.Errors) || !dv.NeedsReenroll ||
+			!cmp.Equal(dv.CaptureStates, []captureState{{Name: "web", State: "running"}}) {
+			t.Errorf("device's heartbeat summary: errors %d %q, needs_reenroll %v, capture states %+v", dv.Errors, dv.ErrorTexts, dv.NeedsReenroll, dv.CaptureStates)
 		}
 		var status map[string]any
 		c.mustDo(http.StatusOK, "GET", "/api/v1/devices/"+id+"/status", nil, &status)

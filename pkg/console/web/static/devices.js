@@ -2,12 +2,12 @@
 // state, the errors its agent reports, a certificate that needs
 // re-enrollment, captures running (and which are not), drops.
 //
-// What the list does not carry (the errors' text, the certificate's
-// needs_reenroll, each capture's state) comes from the device's last
+// The console's list carries what the page shows of each device's last
+// heartbeat (error_texts, needs_reenroll, capture_states). From a console
+// whose list lacks any of them, that comes from the device's last
 // heartbeat, GET /api/v1/devices/ID/status, fetched again only when the
 // device's last_heartbeat changes, a few at a time, and only for devices
-// that are not revoked. Where the list carries a field itself (errors as a
-// list, needs_reenroll), it is used and nothing is fetched for it.
+// that are not revoked.
 
 import { call } from "./api.js";
 import { h, setText, setAttr, patchRows, replaceChildrenIfChanged } from "./dom.js";
@@ -142,9 +142,9 @@ export function devicesView(root) {
 // what the list does not say.
 function needsHeartbeat(d) {
   if (d.state === "revoked" || !parseTime(d.last_heartbeat)) return false;
-  const errorsKnown = Array.isArray(d.errors) || !(d.errors > 0);
-  const allRunning = (d.captures_running || 0) >= (d.captures_total || 0);
-  return typeof d.needs_reenroll !== "boolean" || !errorsKnown || !allRunning;
+  const errorsKnown = Array.isArray(d.error_texts) || Array.isArray(d.errors) || !(d.errors > 0);
+  const statesKnown = Array.isArray(d.capture_states) || (d.captures_running || 0) >= (d.captures_total || 0);
+  return typeof d.needs_reenroll !== "boolean" || !errorsKnown || !statesKnown;
 }
 
 // health is what the page shows of d beyond its list entry: how many
@@ -155,14 +155,14 @@ function health(d, beat) {
   // A heartbeat fetched for an older last_heartbeat is not this one.
   const st = beat && beat.at === d.last_heartbeat ? beat.status : null;
   const revoked = d.state === "revoked";
-  const texts = Array.isArray(d.errors) ? d.errors : st && Array.isArray(st.errors) ? st.errors : [];
+  const texts = Array.isArray(d.error_texts) ? d.error_texts : Array.isArray(d.errors) ? d.errors : st && Array.isArray(st.errors) ? st.errors : [];
   const errors = Array.isArray(d.errors) ? d.errors.length : typeof d.errors === "number" ? d.errors : texts.length;
   const reenroll = typeof d.needs_reenroll === "boolean" ? d.needs_reenroll : !!(st && st.certificate && st.certificate.needs_reenroll);
   return {
     errors: revoked ? 0 : errors,
     texts: revoked ? [] : texts.map(String),
     reenroll: !revoked && reenroll,
-    captures: st && Array.isArray(st.captures) ? st.captures : null,
+    captures: Array.isArray(d.capture_states) ? d.capture_states : st && Array.isArray(st.captures) ? st.captures : null,
   };
 }
 
