@@ -39,8 +39,9 @@ var _ store.Store = (*Store)(nil)
 // DefaultMaxConns is the size of the connection pool when the URL does
 // not set pool_max_conns. Heartbeats and config changes are short
 // transactions that wait on their commit's WAL flush: with pgx's default
-// (4 connections on a 2-CPU machine) a console measured 238 heartbeats
-// a second, CPUs mostly idle (BENCHMARKS.md, "The console under load").
+// (4 connections on a 2-CPU machine) a console took 646 heartbeats a
+// second, with 16 it took 1,092, side by side (BENCHMARKS.md, "The
+// console under load").
 const DefaultMaxConns = 16
 
 // Open connects to the database at url (postgres://...), migrates it to
