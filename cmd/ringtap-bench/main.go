@@ -65,7 +65,8 @@ func run() error {
 		captures  = flag.String("captures", "", "run the multi-capture benchmark instead (and nothing else): this many captures on one interface, e.g. 1,4,16; "+
 			"-rate defaults to 50000, -packets to 1.5 s worth, -B to 32768, -tools to ringtap,tcpdump")
 		capFilters   = flag.String("capture-filters", "disjoint,overlap", "filter sets for -captures: disjoint (each frame matches one capture), overlap (every frame matches every capture)")
-		capScenarios = flag.String("capture-scenarios", "monitor,host", "scenarios for -captures: monitor, host")
+		capScenarios = flag.String("capture-scenarios", "monitor,host", "scenarios for -captures: monitor, host (at XDP), monitor-tc, host-tc (at TCX ingress)")
+		capLayouts   = flag.String("capture-layouts", "shared", "layouts of ringtap's captures for -captures: shared (one program, copy once), separate (a program and rings per capture, TCX multi-attach; -tc scenarios only)")
 	)
 	flag.StringVar(&cfg.Ringtap, "ringtap", "bin/ringtap", "ringtap binary")
 	flag.StringVar(&cfg.Tcpdump, "tcpdump", "tcpdump", "tcpdump binary")
@@ -100,7 +101,7 @@ func run() error {
 	ctx, stop := signals.TwoStep(context.Background(), func(os.Signal) { os.Exit(130) })
 	defer stop()
 	if *captures != "" {
-		return runMulti(ctx, cfg, *captures, *capFilters, *capScenarios, *rate, *jsonPath)
+		return runMulti(ctx, cfg, *captures, *capFilters, *capScenarios, *capLayouts, *rate, *jsonPath)
 	}
 	r, err := bench.NewRunner(cfg)
 	if err != nil {
@@ -163,9 +164,9 @@ func run() error {
 }
 
 // runMulti runs the multi-capture benchmark: N captures on one interface
-// by ringtap (one capture-worker process of this binary) and by tcpdump (N
-// processes).
-func runMulti(ctx context.Context, cfg bench.Config, counts, filters, scenarios string, rate uint64, jsonPath string) error {
+// by ringtap (one capture-worker process of this binary, in each of
+// layouts) and by tcpdump (N processes).
+func runMulti(ctx context.Context, cfg bench.Config, counts, filters, scenarios, layouts string, rate uint64, jsonPath string) error {
 	set := map[string]bool{}
 	flag.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	mc := bench.MultiConfig{
@@ -178,6 +179,9 @@ func runMulti(ctx context.Context, cfg bench.Config, counts, filters, scenarios 
 		return err
 	}
 	if mc.Scenarios, err = bench.ParseMultiScenarios(scenarios); err != nil {
+		return err
+	}
+	if mc.Layouts, err = bench.ParseLayouts(layouts); err != nil {
 		return err
 	}
 	if set["packets"] {

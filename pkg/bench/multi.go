@@ -78,12 +78,19 @@ func ParseCounts(s string) ([]int, error) {
 }
 
 // MultiScenarios are the scenarios of the multi-capture benchmark: a
-// monitor port (frames to a foreign MAC, dropped after capture at XDP) and
-// host traffic (frames to the receiver, passed up the stack).
+// monitor port (frames to a foreign MAC, dropped after capture) and host
+// traffic (frames to the receiver, passed up the stack), at XDP (the first
+// two, the default) and at TCX ingress (the -tc ones, where the separate
+// layout can run too).
 var MultiScenarios = []Scenario{
 	{Name: "monitor", Monitor: true, Hook: "xdp"},
 	{Name: "host", Hook: "xdp"},
+	{Name: "monitor-tc", Monitor: true, Hook: "tc"},
+	{Name: "host-tc", Hook: "tc"},
 }
+
+// DefaultMultiScenarios are the scenarios run when none are named.
+var DefaultMultiScenarios = MultiScenarios[:2]
 
 // ParseMultiScenarios picks multi-capture scenarios by name.
 func ParseMultiScenarios(list string) ([]Scenario, error) {
@@ -98,8 +105,39 @@ func ParseMultiScenarios(list string) ([]Scenario, error) {
 			}
 		}
 		if !found {
-			return nil, fmt.Errorf("unknown multi-capture scenario %q: use monitor or host", name)
+			return nil, fmt.Errorf("unknown multi-capture scenario %q: use monitor, host, monitor-tc or host-tc", name)
 		}
+	}
+	return out, nil
+}
+
+// Layouts of ringtap's N captures on one interface.
+const (
+	// LayoutShared is what ships: one Engine, so one program per hook
+	// with a filter slot per capture, one set of rings, one ring record
+	// per frame with a mask of the captures that matched it.
+	LayoutShared = "shared"
+	// LayoutSeparate is the TCX multi-attach alternative: an Engine per
+	// capture, so N programs on the hook, each with its own rings, each
+	// copying every frame its capture matches into them. TC scenarios
+	// only: an interface takes one XDP program.
+	LayoutSeparate = "separate"
+)
+
+// ParseLayouts reads a comma-separated list of layouts, each at most once.
+func ParseLayouts(s string) ([]string, error) {
+	var out []string
+	seen := map[string]bool{}
+	for _, f := range strings.Split(s, ",") {
+		f = strings.TrimSpace(f)
+		if f != LayoutShared && f != LayoutSeparate {
+			return nil, fmt.Errorf("unknown capture layout %q: use %s, %s or both", f, LayoutShared, LayoutSeparate)
+		}
+		if seen[f] {
+			return nil, fmt.Errorf("capture layout %q listed twice: name each once", f)
+		}
+		seen[f] = true
+		out = append(out, f)
 	}
 	return out, nil
 }
@@ -110,8 +148,10 @@ type MultiResult struct {
 	Mode     string `json:"filters"`
 	Captures int    `json:"captures"`
 	Tool     string `json:"tool"`
-	Round    int    `json:"round"`
-	Rate     uint64 `json:"rate_pps_requested"`
+	// Layout of ringtap's captures: LayoutShared or LayoutSeparate.
+	Layout string `json:"layout,omitempty"`
+	Round  int    `json:"round"`
+	Rate   uint64 `json:"rate_pps_requested"`
 	// Error: the run could not be made (e.g. the captures could not be
 	// attached); the figures are empty.
 	Error string `json:"error,omitempty"`
@@ -152,9 +192,12 @@ type MultiResult struct {
 	WholeBaseNsPerPkt float64 `json:"baseline_whole_system_cpu_ns_per_packet"`
 	OtherLoadNs       float64 `json:"other_load_ns"`
 	// KernelProgNs and KernelProgRuns: run_time_ns and run_cnt of
-	// ringtap's XDP program over the window (BPF_STATS_RUN_TIME).
+	// ringtap's XDP program over the window (BPF_STATS_RUN_TIME), or at
+	// TC summed over every program on the interface's TCX ingress
+	// (KernelProgs of them: N for LayoutSeparate).
 	KernelProgNs   float64 `json:"kernel_prog_ns,omitempty"`
 	KernelProgRuns uint64  `json:"kernel_prog_runs,omitempty"`
+	KernelProgs    int     `json:"kernel_progs,omitempty"`
 	// Records: ring records ringtap's program wrote (one per frame that
 	// any capture matched).
 	Records uint64 `json:"ring_records,omitempty"`
@@ -173,6 +216,7 @@ type MultiSummary struct {
 	Mode            string  `json:"filters"`
 	Captures        int     `json:"captures"`
 	Tool            string  `json:"tool"`
+	Layout          string  `json:"layout,omitempty"`
 	Runs            int     `json:"runs"`
 	Failed          int     `json:"failed_runs"`
 	CompleteRuns    int     `json:"complete_runs"`
@@ -198,18 +242,20 @@ type MultiSummary struct {
 	ProcessVsRingtap float64 `json:"process_vs_ringtap,omitempty"`
 }
 
-// SummarizeMulti takes medians per group, in the order groups first appear,
-// and fills in the ratios.
+// SummarizeMulti takes medians per group (scenario, filters, captures,
+// tool, layout), in the order groups first appear, and fills in the ratios:
+// ×1 against the same tool and layout, tcpdump's against ringtap's shared
+// layout.
 func SummarizeMulti(results []MultiResult) []MultiSummary {
 	type key struct {
-		sc, mode, tool string
-		n              int
+		sc, mode, tool, layout string
+		n                      int
 	}
 	var order []key
 	groups := map[key][]MultiResult{}
 	failed := map[key]int{}
 	for _, r := range results {
-		k := key{r.Scenario, r.Mode, r.Tool, r.Captures}
+		k := key{r.Scenario, r.Mode, r.Tool, r.Layout, r.Captures}
 		if _, ok := groups[k]; !ok && failed[k] == 0 {
 			order = append(order, k)
 		}
@@ -229,7 +275,7 @@ func SummarizeMulti(results []MultiResult) []MultiSummary {
 			}
 			return median(v)
 		}
-		s := MultiSummary{Scenario: k.sc, Mode: k.mode, Captures: k.n, Tool: k.tool, Runs: len(rs), Failed: failed[k],
+		s := MultiSummary{Scenario: k.sc, Mode: k.mode, Captures: k.n, Tool: k.tool, Layout: k.layout, Runs: len(rs), Failed: failed[k],
 			Offered:         med(func(r MultiResult) float64 { return float64(r.Offered) }),
 			Expected:        med(func(r MultiResult) float64 { return float64(r.Expected) }),
 			Captured:        med(func(r MultiResult) float64 { return float64(r.Captured) }),
@@ -251,9 +297,9 @@ func SummarizeMulti(results []MultiResult) []MultiSummary {
 		}
 		out = append(out, s)
 	}
-	find := func(sc, mode, tool string, n int) *MultiSummary {
+	find := func(sc, mode, tool, layout string, n int) *MultiSummary {
 		for i := range out {
-			if s := &out[i]; s.Scenario == sc && s.Tool == tool && s.Captures == n && (s.Mode == mode || n == 1) {
+			if s := &out[i]; s.Scenario == sc && s.Tool == tool && sameLayout(s.Layout, layout) && s.Captures == n && (s.Mode == mode || n == 1) {
 				return s
 			}
 		}
@@ -261,19 +307,31 @@ func SummarizeMulti(results []MultiResult) []MultiSummary {
 	}
 	for i := range out {
 		s := &out[i]
-		if one := find(s.Scenario, s.Mode, s.Tool, 1); one != nil {
+		if one := find(s.Scenario, s.Mode, s.Tool, s.Layout, 1); one != nil {
 			s.KernelX1 = ratio(s.KernelNsPerPkt, one.KernelNsPerPkt)
 			s.ProcessX1 = ratio(s.ProcessNsPerPkt, one.ProcessNsPerPkt)
 			s.SystemX1 = ratio(s.SystemNsPerPkt, one.SystemNsPerPkt)
 		}
 		if s.Tool != "ringtap" {
-			if rt := find(s.Scenario, s.Mode, "ringtap", s.Captures); rt != nil {
+			if rt := find(s.Scenario, s.Mode, "ringtap", LayoutShared, s.Captures); rt != nil {
 				s.SystemVsRingtap = ratio(s.SystemNsPerPkt, rt.SystemNsPerPkt)
 				s.ProcessVsRingtap = ratio(s.ProcessNsPerPkt, rt.ProcessNsPerPkt)
 			}
 		}
 	}
 	return out
+}
+
+// sameLayout: layouts a and b are the same, "" being LayoutShared (runs
+// recorded before layouts were).
+func sameLayout(a, b string) bool {
+	if a == "" {
+		a = LayoutShared
+	}
+	if b == "" {
+		b = LayoutShared
+	}
+	return a == b
 }
 
 func ratio(a, b float64) float64 {
@@ -285,7 +343,8 @@ func ratio(a, b float64) float64 {
 
 // WriteMultiTable prints multi-capture summaries as a Markdown table. CPU
 // figures are per offered frame; "×1" is against the same tool's one
-// capture; "÷ringtap" is tcpdump's figure over ringtap's.
+// capture; "÷ringtap" is tcpdump's figure over ringtap's. ringtap's
+// separate layout shows as the tool "ringtap (separate)".
 func WriteMultiTable(w io.Writer, sums []MultiSummary) {
 	fmt.Fprintln(w, "| scenario | filters | captures | tool | runs | complete | offered | captured / expected | loss % | tool drops | records/frame | kernel prog ns/pkt | ×1 | process CPU ns/pkt | ×1 | system CPU ns/pkt | ×1 | system ÷ringtap | whole-machine ns/pkt | other load ms |")
 	fmt.Fprintln(w, "|---|---|--:|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
@@ -296,8 +355,12 @@ func WriteMultiTable(w io.Writer, sums []MultiSummary) {
 		return fmt.Sprintf(format, v)
 	}
 	for _, s := range sums {
+		tool := s.Tool
+		if s.Layout == LayoutSeparate {
+			tool += " (separate)"
+		}
 		if s.Runs == 0 {
-			fmt.Fprintf(w, "| %s | %s | %d | %s | 0 (%d failed) | | | | | | | | | | | | | | | |\n", s.Scenario, s.Mode, s.Captures, s.Tool, s.Failed)
+			fmt.Fprintf(w, "| %s | %s | %d | %s | 0 (%d failed) | | | | | | | | | | | | | | | |\n", s.Scenario, s.Mode, s.Captures, tool, s.Failed)
 			continue
 		}
 		runs := strconv.Itoa(s.Runs)
@@ -305,7 +368,7 @@ func WriteMultiTable(w io.Writer, sums []MultiSummary) {
 			runs += fmt.Sprintf(" (%d failed)", s.Failed)
 		}
 		fmt.Fprintf(w, "| %s | %s | %d | %s | %s | %d | %.0f | %.0f / %.0f | %.3f | %.0f | %s | %s | %s | %.0f | %.2f | %.0f | %.2f | %s | %.0f | %.0f |\n",
-			s.Scenario, s.Mode, s.Captures, s.Tool, runs, s.CompleteRuns, s.Offered, s.Captured, s.Expected, s.LossPct, s.Drops,
+			s.Scenario, s.Mode, s.Captures, tool, runs, s.CompleteRuns, s.Offered, s.Captured, s.Expected, s.LossPct, s.Drops,
 			dash(s.RecordsPerFrame, "%.2f"), dash(s.KernelNsPerPkt, "%.0f"), dash(s.KernelX1, "%.2f"),
 			s.ProcessNsPerPkt, s.ProcessX1, s.SystemNsPerPkt, s.SystemX1, dash(s.SystemVsRingtap, "%.2f"),
 			s.WholeNsPerPkt, s.OtherLoadMs)

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/link"
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
@@ -33,7 +34,10 @@ type MultiConfig struct {
 	Modes     []string   // ModeDisjoint, ModeOverlap
 	Scenarios []Scenario // from MultiScenarios
 	Tools     []string   // "ringtap", "tcpdump"
-	Rounds    int
+	// Layouts of ringtap's captures, each run as a tool of its own:
+	// LayoutShared (default), LayoutSeparate (TC scenarios only).
+	Layouts []string
+	Rounds  int
 	// Rate is the paced generator rate (frames/s), the same for every
 	// run: one both tools sustain with 16 captures, so that CPU is
 	// compared on equal work. Default 50,000.
@@ -83,7 +87,20 @@ func NewMultiRunner(cfg MultiConfig) (*MultiRunner, error) {
 		}
 	}
 	if len(cfg.Scenarios) == 0 {
-		cfg.Scenarios = MultiScenarios
+		cfg.Scenarios = DefaultMultiScenarios
+	}
+	if len(cfg.Layouts) == 0 {
+		cfg.Layouts = []string{LayoutShared}
+	}
+	for _, l := range cfg.Layouts {
+		if l != LayoutShared && l != LayoutSeparate {
+			return nil, fmt.Errorf("unknown capture layout %q: use %s or %s", l, LayoutShared, LayoutSeparate)
+		}
+		for _, sc := range cfg.Scenarios {
+			if l == LayoutSeparate && sc.Hook != "tc" {
+				return nil, fmt.Errorf("the separate layout runs at TC only (an interface takes one XDP program): use the scenarios monitor-tc or host-tc, not %s", sc.Name)
+			}
+		}
 	}
 	if len(cfg.Tools) == 0 {
 		cfg.Tools = []string{"ringtap", "tcpdump"}
@@ -176,7 +193,7 @@ func (m *MultiRunner) Run(ctx context.Context) ([]MultiResult, error) {
 }
 
 type multiRun struct {
-	mode, tool string
+	mode, tool, layout string
 }
 
 func (m *MultiRunner) round(ctx context.Context, sc Scenario, round int) ([]MultiResult, error) {
@@ -194,7 +211,13 @@ func (m *MultiRunner) round(ctx context.Context, sc Scenario, round int) ([]Mult
 		}
 		for _, mode := range modes {
 			for _, tool := range m.cfg.Tools {
-				runs = append(runs, multiRun{mode, tool})
+				if tool != "ringtap" {
+					runs = append(runs, multiRun{mode, tool, ""})
+					continue
+				}
+				for _, l := range m.cfg.Layouts {
+					runs = append(runs, multiRun{mode, tool, l})
+				}
 			}
 		}
 		if round%2 == 1 {
@@ -208,9 +231,9 @@ func (m *MultiRunner) round(ctx context.Context, sc Scenario, round int) ([]Mult
 			return out, fmt.Errorf("baseline: %w", err)
 		}
 		for _, run := range runs {
-			key := fmt.Sprintf("%s/%s/%d/%s", sc.Name, run.tool, n, run.mode)
+			key := fmt.Sprintf("%s/%s/%s/%d/%s", sc.Name, run.tool, run.layout, n, run.mode)
 			if why, ok := m.failed[key]; ok {
-				out = append(out, MultiResult{Scenario: sc.Name, Mode: run.mode, Captures: n, Tool: run.tool, Round: round,
+				out = append(out, MultiResult{Scenario: sc.Name, Mode: run.mode, Captures: n, Tool: run.tool, Layout: run.layout, Round: round,
 					Rate: m.cfg.Rate, Error: "not tried again: " + why})
 				continue
 			}
@@ -222,11 +245,11 @@ func (m *MultiRunner) round(ctx context.Context, sc Scenario, round int) ([]Mult
 				// it and go on with the others.
 				res.Error = err.Error()
 				m.failed[key] = res.Error
-				m.cfg.Log.Warn("run failed", "scenario", sc.Name, "filters", run.mode, "captures", n, "tool", run.tool, "error", err)
+				m.cfg.Log.Warn("run failed", "scenario", sc.Name, "filters", run.mode, "captures", n, "tool", run.tool, "layout", run.layout, "error", err)
 				out = append(out, res)
 				continue
 			case err != nil:
-				return out, fmt.Errorf("%s %d × %s: %w", run.tool, n, run.mode, err)
+				return out, fmt.Errorf("%s %s %d × %s: %w", run.tool, run.layout, n, run.mode, err)
 			}
 			after, err := m.baseline(ctx, sc, p, frame, n)
 			if err != nil {
@@ -239,7 +262,7 @@ func (m *MultiRunner) round(ctx context.Context, sc Scenario, round int) ([]Mult
 				res.SystemNsPerPkt = res.SystemCPUNs/float64(res.Offered) - res.BaseCPUNsPerPkt
 				res.WholeNsPerPkt = res.WholeCPUNs/float64(res.Offered) - res.WholeBaseNsPerPkt
 			}
-			m.cfg.Log.Info("run", "scenario", sc.Name, "filters", res.Mode, "captures", n, "tool", res.Tool, "round", round,
+			m.cfg.Log.Info("run", "scenario", sc.Name, "filters", res.Mode, "captures", n, "tool", res.Tool, "layout", res.Layout, "round", round,
 				"offered", res.Offered, "captured", res.Captured, "expected", res.Expected, "drops", res.Drops,
 				"kernel_ns_pkt", int(res.KernelNsPerPkt), "process_ns_pkt", int(res.ProcessNsPerPkt), "system_ns_pkt", int(res.SystemNsPerPkt),
 				"whole_ns_pkt", int(res.WholeNsPerPkt), "other_load_ms", int(res.OtherLoadNs/1e6))
@@ -293,11 +316,14 @@ const (
 type perFrame struct{ attributed, whole float64 }
 
 // baseline is the CPU per frame of the generator alone, with a bare XDP
-// program on B (drop for mirrored traffic, pass for host traffic).
+// program on B (drop for mirrored traffic, pass for host traffic; pass
+// for both at TC, where the capture runs need it too: live frames reach a
+// veth only through its XDP program, and frames to a foreign MAC then end
+// in the stack).
 func (m *MultiRunner) baseline(ctx context.Context, sc Scenario, p *testbed.Pair, frame []byte, flows int) (perFrame, error) {
 	var none perFrame
 	attach := trafficgen.AttachPass
-	if sc.Monitor {
+	if sc.Monitor && sc.Hook != "tc" {
 		attach = trafficgen.AttachDrop
 	}
 	l, err := attach(p.B)
@@ -339,7 +365,7 @@ func (m *MultiRunner) pinned(args []string) []string {
 
 // once runs the n captures of run once.
 func (m *MultiRunner) once(ctx context.Context, sc Scenario, p *testbed.Pair, frame []byte, n int, run multiRun, round int) (MultiResult, error) {
-	res := MultiResult{Scenario: sc.Name, Mode: run.mode, Captures: n, Tool: run.tool, Round: round, Rate: m.cfg.Rate}
+	res := MultiResult{Scenario: sc.Name, Mode: run.mode, Captures: n, Tool: run.tool, Layout: run.layout, Round: round, Rate: m.cfg.Rate}
 	filters, err := MultiFilters(run.mode, n)
 	if err != nil {
 		return res, err
@@ -371,6 +397,16 @@ func (m *MultiRunner) once(ctx context.Context, sc Scenario, p *testbed.Pair, fr
 			"-ring-size", strconv.Itoa(m.cfg.RingSize), "-dir", dir)
 		if sc.Monitor {
 			args = append(args, "-monitor-port")
+		}
+		if sc.Hook == "tc" {
+			args = append(args, "-hook", "tc")
+			// Live frames reach a veth only if it runs an XDP program.
+			if passLink, err = trafficgen.AttachPass(p.B); err != nil {
+				return res, err
+			}
+		}
+		if run.layout == LayoutSeparate {
+			args = append(args, "-separate")
 		}
 		for _, f := range filters {
 			args = append(args, "-filter", f)
@@ -420,11 +456,14 @@ func (m *MultiRunner) once(ctx context.Context, sc Scenario, p *testbed.Pair, fr
 		}
 	}
 
-	prog, err := xdpProgram(p.B)
+	progs, err := hookPrograms(p.B, sc.Hook)
 	if err != nil {
 		return res, err
 	}
-	defer prog.Close()
+	defer progs.Close()
+	if run.tool == "ringtap" && len(progs) == 0 {
+		return res, fmt.Errorf("no program on %s's %s hook while ringtap captures", p.B.Link, sc.Hook)
+	}
 	var pids []int
 	for _, pr := range procs {
 		pids = append(pids, pr.cmd.Process.Pid)
@@ -433,7 +472,7 @@ func (m *MultiRunner) once(ctx context.Context, sc Scenario, p *testbed.Pair, fr
 	if err != nil {
 		return res, err
 	}
-	s0, _ := prog.Stats()
+	s0, ok0 := progs.stats()
 	gen, gerr := m.generate(ctx, p, frame, n)
 	// Stop the generator before the capturer: detaching XDP during a
 	// live-frames run has crashed kernels.
@@ -446,7 +485,7 @@ func (m *MultiRunner) once(ctx context.Context, sc Scenario, p *testbed.Pair, fr
 	if err != nil {
 		return res, err
 	}
-	s1, _ := prog.Stats()
+	s1, ok1 := progs.stats()
 	for _, pr := range procs {
 		_ = pr.cmd.Process.Signal(syscall.SIGINT)
 	}
@@ -468,9 +507,10 @@ func (m *MultiRunner) once(ctx context.Context, sc Scenario, p *testbed.Pair, fr
 	res.WholeCPUNs = busyNs(c0.whole, c1.whole)
 	res.OtherLoadNs = res.WholeCPUNs - res.SystemCPUNs
 	res.ProcessCPUNs = float64(c1.procs - c0.procs)
-	if s0 != nil && s1 != nil {
+	if ok0 && ok1 {
 		res.KernelProgNs = float64(s1.Runtime - s0.Runtime)
 		res.KernelProgRuns = s1.RunCount - s0.RunCount
+		res.KernelProgs = len(progs)
 	}
 
 	expected := MultiExpected(run.mode, n, gen.Sent)
@@ -529,30 +569,72 @@ func (m *MultiRunner) once(ctx context.Context, sc Scenario, p *testbed.Pair, fr
 	return res, nil
 }
 
-// xdpProgram opens the XDP program attached to h's link.
-func xdpProgram(h testbed.Host) (*ebpf.Program, error) {
-	var id uint32
+// programs are the BPF programs of one hook of an interface.
+type programs []*ebpf.Program
+
+// hookPrograms opens the programs on h's link at hook: its XDP program
+// (there must be one), or every program on its TCX ingress, in chain
+// order (there may be none).
+func hookPrograms(h testbed.Host, hook string) (programs, error) {
+	var ids []ebpf.ProgramID
 	err := h.Do(func() error {
+		if hook == "tc" {
+			q, err := link.QueryPrograms(link.QueryOptions{Target: h.Index, Attach: ebpf.AttachTCXIngress})
+			if err != nil {
+				return fmt.Errorf("list tcx ingress programs of %s: %w", h.Link, err)
+			}
+			for _, p := range q.Programs {
+				ids = append(ids, p.ID)
+			}
+			return nil
+		}
 		l, err := netlink.LinkByIndex(h.Index)
 		if err != nil {
 			return fmt.Errorf("find %s: %w", h.Link, err)
 		}
 		if x := l.Attrs().Xdp; x != nil && x.Attached {
-			id = x.ProgId
+			ids = append(ids, ebpf.ProgramID(x.ProgId))
 		}
 		return nil
 	})
 	if err != nil {
 		return nil, err
 	}
-	if id == 0 {
+	if hook != "tc" && len(ids) == 0 {
 		return nil, fmt.Errorf("no XDP program on %s", h.Link)
 	}
-	prog, err := ebpf.NewProgramFromID(ebpf.ProgramID(id))
-	if err != nil {
-		return nil, fmt.Errorf("open xdp program %d: %w", id, err)
+	var out programs
+	for _, id := range ids {
+		prog, err := ebpf.NewProgramFromID(id)
+		if err != nil {
+			out.Close()
+			return nil, fmt.Errorf("open %s program %d: %w", hook, id, err)
+		}
+		out = append(out, prog)
 	}
-	return prog, nil
+	return out, nil
+}
+
+// stats sums the programs' run-time statistics; false when there are no
+// programs or a program's cannot be read.
+func (ps programs) stats() (ebpf.ProgramStats, bool) {
+	var sum ebpf.ProgramStats
+	for _, p := range ps {
+		s, err := p.Stats()
+		if err != nil {
+			return sum, false
+		}
+		sum.Runtime += s.Runtime
+		sum.RunCount += s.RunCount
+	}
+	return sum, len(ps) > 0
+}
+
+// Close closes every program.
+func (ps programs) Close() {
+	for _, p := range ps {
+		_ = p.Close()
+	}
 }
 
 // startError: the tool could not start the run's captures.

@@ -112,3 +112,92 @@ func TestSummarizeMultiRatios(t *testing.T) {
 		t.Errorf("table has %d lines, want header, rule and %d rows:\n%s", lines, len(want), b.String())
 	}
 }
+
+func TestParseLayouts(t *testing.T) {
+	tests := []struct {
+		name, in string
+		want     []string
+		wantErr  string // part of the error; "" for none
+	}{
+		{"shared", "shared", []string{LayoutShared}, ""},
+		{"both, spaces", "shared, separate", []string{LayoutShared, LayoutSeparate}, ""},
+		{"separate first", "separate,shared", []string{LayoutSeparate, LayoutShared}, ""},
+		{"unknown", "shared,tcx", nil, `"tcx"`},
+		{"empty", "", nil, `""`},
+		{"twice", "separate,separate", nil, "listed twice"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := ParseLayouts(tt.in)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("ParseLayouts(%q) error %v, want one containing %s", tt.in, err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("(-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestParseMultiScenariosHooks(t *testing.T) {
+	got, err := ParseMultiScenarios("host-tc, monitor-tc,host")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []Scenario{{Name: "host-tc", Hook: "tc"}, {Name: "monitor-tc", Monitor: true, Hook: "tc"}, {Name: "host", Hook: "xdp"}}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("(-want +got):\n%s", diff)
+	}
+	var names []string
+	for _, sc := range DefaultMultiScenarios {
+		names = append(names, sc.Name+"@"+sc.Hook)
+	}
+	if diff := cmp.Diff([]string{"monitor@xdp", "host@xdp"}, names); diff != "" {
+		t.Errorf("default scenarios (-want +got):\n%s", diff)
+	}
+}
+
+// The two layouts of ringtap are groups of their own: ×1 against the same
+// layout's one capture, tcpdump against the shared layout, and the table
+// names the separate one.
+func TestSummarizeMultiLayouts(t *testing.T) {
+	runs := []MultiResult{
+		{Scenario: "host-tc", Mode: ModeSingle, Captures: 1, Tool: "ringtap", Layout: LayoutShared, Offered: 10, Records: 10, SystemNsPerPkt: 100, KernelNsPerPkt: 50},
+		{Scenario: "host-tc", Mode: ModeSingle, Captures: 1, Tool: "ringtap", Layout: LayoutSeparate, Offered: 10, Records: 10, SystemNsPerPkt: 110, KernelNsPerPkt: 40},
+		{Scenario: "host-tc", Mode: ModeOverlap, Captures: 4, Tool: "ringtap", Layout: LayoutShared, Offered: 10, Records: 10, SystemNsPerPkt: 200, KernelNsPerPkt: 100},
+		{Scenario: "host-tc", Mode: ModeOverlap, Captures: 4, Tool: "ringtap", Layout: LayoutSeparate, Offered: 10, Records: 40, SystemNsPerPkt: 440, KernelNsPerPkt: 160},
+		{Scenario: "host-tc", Mode: ModeOverlap, Captures: 4, Tool: "tcpdump", Offered: 10, SystemNsPerPkt: 800},
+	}
+	got := SummarizeMulti(runs)
+	type row struct {
+		Layout                      string
+		Captures                    int
+		RecordsPerFrame             float64
+		KernelX1, SystemX1, VsRtpSh float64
+	}
+	var rows []row
+	for _, s := range got {
+		rows = append(rows, row{s.Layout, s.Captures, s.RecordsPerFrame, s.KernelX1, s.SystemX1, s.SystemVsRingtap})
+	}
+	want := []row{
+		{LayoutShared, 1, 1, 1, 1, 0},
+		{LayoutSeparate, 1, 1, 1, 1, 0},
+		{LayoutShared, 4, 1, 2, 2, 0},
+		{LayoutSeparate, 4, 4, 4, 4, 0},
+		{"", 4, 0, 0, 0, 4},
+	}
+	if diff := cmp.Diff(want, rows); diff != "" {
+		t.Errorf("(-want +got):\n%s", diff)
+	}
+	var b strings.Builder
+	WriteMultiTable(&b, got)
+	if n := strings.Count(b.String(), "| ringtap (separate) |"); n != 2 {
+		t.Errorf("table names the separate layout in %d rows, want 2:\n%s", n, b.String())
+	}
+}

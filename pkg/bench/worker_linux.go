@@ -35,19 +35,43 @@ type WorkerCapture struct {
 // WorkerReport is what the worker prints as JSON on stdout when it ends.
 type WorkerReport struct {
 	Captures []WorkerCapture `json:"captures"`
-	// Seen and Records are the XDP program's counters: frames it ran
+	// Seen and Records are the hook's program counters: frames it ran
 	// on and ring records it wrote (one per frame, however many captures
-	// matched it). RingDrops: records lost to a full ring.
+	// matched it). RingDrops: records lost to a full ring. With -separate
+	// they are summed over the N programs: each runs on every frame and
+	// writes a record of its own for every frame its capture matches.
 	Seen      uint64 `json:"seen"`
 	Records   uint64 `json:"records"`
 	RingDrops uint64 `json:"ring_drops"`
+	// Engines: how many capture.Engines ran the captures (1, or N with
+	// -separate).
+	Engines int `json:"engines"`
+}
+
+// workerHook reads the worker's -hook: xdp (what the benchmark measured
+// first) or tc (TCX ingress).
+func workerHook(s string) (capture.Hook, error) {
+	switch s {
+	case "xdp":
+		return capture.HookXDP, nil
+	case "tc":
+		return capture.HookTC, nil
+	}
+	return 0, fmt.Errorf("capture-worker hook %q: use xdp or tc", s)
 }
 
 // RunWorker is the capture-worker subcommand: it starts one capture per
-// -filter on -i with an Engine, each writing a pcapng file in -dir through a
-// storage.Recorder, prints "listening on" to stderr once every capture is
-// attached, and when ctx ends stops them (draining), closes the files and
-// prints a WorkerReport on stdout.
+// -filter on -i at -hook (xdp, or tc: TCX ingress) with an Engine, each
+// writing a pcapng file in -dir through a storage.Recorder, prints
+// "listening on" to stderr once every capture is attached, and when ctx
+// ends stops them (draining), closes the files and prints a WorkerReport on
+// stdout.
+//
+// With -separate each capture gets an Engine of its own (LayoutSeparate):
+// N programs on the hook, each with its own rings, as TCX multi-attach
+// would run them. Only the last one started (the last in the TCX chain)
+// drops frames for -monitor-port: a drop ends the chain, so an earlier one
+// would keep the frame from the captures after it.
 func RunWorker(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet(WorkerCommand, flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -58,6 +82,8 @@ func RunWorker(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		ringSize = fs.Int("ring-size", 8<<20, "per-CPU ring size")
 		monitor  = fs.Bool("monitor-port", false, "drop frames after capture")
 		dir      = fs.String("dir", "", "output directory")
+		hookName = fs.String("hook", "xdp", "hook: xdp, or tc (TCX ingress)")
+		separate = fs.Bool("separate", false, "one Engine, so one program and one set of rings, per capture")
 		filters  []string
 	)
 	fs.Func("filter", "a capture filter (repeatable: one capture each)", func(s string) error {
@@ -70,11 +96,30 @@ func RunWorker(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if *iface == "" || *dir == "" || len(filters) == 0 {
 		return errors.New("capture-worker needs -i, -dir and at least one -filter")
 	}
-	e, err := capture.NewEngine(capture.EngineOptions{NetNS: *netns, RingSize: *ringSize, Logger: slog.New(slog.NewTextHandler(stderr, nil))})
+	hook, err := workerHook(*hookName)
 	if err != nil {
 		return err
 	}
-	defer e.Close()
+	if *separate && hook != capture.HookTC {
+		return errors.New("capture-worker -separate needs -hook tc: an interface takes one XDP program")
+	}
+	var engines []*capture.Engine
+	defer func() {
+		for _, e := range engines {
+			_ = e.Close()
+		}
+	}()
+	engine := func() (*capture.Engine, error) {
+		if len(engines) > 0 && !*separate {
+			return engines[0], nil
+		}
+		e, err := capture.NewEngine(capture.EngineOptions{NetNS: *netns, RingSize: *ringSize, Logger: slog.New(slog.NewTextHandler(stderr, nil))})
+		if err != nil {
+			return nil, err
+		}
+		engines = append(engines, e)
+		return e, nil
+	}
 	type running struct {
 		c   *capture.Capture
 		rec *storage.Recorder
@@ -102,9 +147,15 @@ func RunWorker(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		if err != nil {
 			return fmt.Errorf("output %s: %w", path, err)
 		}
+		e, err := engine()
+		if err != nil {
+			rec.Close()
+			return err
+		}
+		drop := *monitor && (!*separate || i == len(filters)-1)
 		c, err := e.Start(capture.Spec{
-			Name: fmt.Sprintf("c%02d", i), Interfaces: []string{*iface}, Hook: capture.HookXDP,
-			SnapLen: uint32(*snap), Filter: f, MonitorPort: *monitor,
+			Name: fmt.Sprintf("c%02d", i), Interfaces: []string{*iface}, Hook: hook, Direction: capture.DirIn,
+			SnapLen: uint32(*snap), Filter: f, MonitorPort: drop,
 		}, rec)
 		if err != nil {
 			rec.Close()
@@ -129,10 +180,18 @@ func RunWorker(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	case <-ctx.Done():
 	case <-ended:
 	}
-	var rep WorkerReport
-	for _, info := range e.Interfaces() {
-		if info.Name == *iface {
-			rep.Seen, rep.Records, rep.RingDrops = info.Seen[0], info.Records[0], info.RingDrops[0]
+	rep := WorkerReport{Engines: len(engines)}
+	k := 0 // InterfaceInfo's counters by program: XDP, TC ingress, TC egress
+	if hook == capture.HookTC {
+		k = 1
+	}
+	for _, e := range engines {
+		for _, info := range e.Interfaces() {
+			if info.Name == *iface {
+				rep.Seen += info.Seen[k]
+				rep.Records += info.Records[k]
+				rep.RingDrops += info.RingDrops[k]
+			}
 		}
 	}
 	for _, r := range rs {
