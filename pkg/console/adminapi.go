@@ -204,6 +204,23 @@ const maxListedErrors = 10
 
 // view builds a device's view from the store.
 func (s *Server) view(r *http.Request, d store.Device, dup map[string]bool) (deviceView, error) {
+	c, err := s.cfg.Store.GetCaptures(r.Context(), d.ID)
+	if err != nil {
+		return deviceView{}, err
+	}
+	st, err := s.cfg.Store.GetStatus(r.Context(), d.ID)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return makeView(d, dup, c.Generation, nil), nil
+	case err != nil:
+		return deviceView{}, err
+	}
+	return makeView(d, dup, c.Generation, &st), nil
+}
+
+// makeView builds a device's view from its record, its desired config's
+// generation and its last status (nil: no heartbeat yet).
+func makeView(d store.Device, dup map[string]bool, generation int64, st *store.Status) deviceView {
 	v := deviceView{
 		ID: d.ID, Hostname: d.Hostname, MachineID: d.MachineID, State: d.State,
 		LastHeartbeat: timePtr(d.LastHeartbeat), AgentVersion: d.AgentVersion, Interfaces: d.Interfaces,
@@ -214,16 +231,9 @@ func (s *Server) view(r *http.Request, d store.Device, dup map[string]bool) (dev
 		v.Interfaces = []string{}
 	}
 	v.ErrorTexts, v.CaptureStates = []string{}, []captureState{}
-	c, err := s.cfg.Store.GetCaptures(r.Context(), d.ID)
-	if err != nil {
-		return v, err
-	}
-	v.Generation = c.Generation
-	st, err := s.cfg.Store.GetStatus(r.Context(), d.ID)
-	if errors.Is(err, store.ErrNotFound) {
-		return v, nil
-	} else if err != nil {
-		return v, err
+	v.Generation = generation
+	if st == nil {
+		return v
 	}
 	v.AppliedGeneration = st.AppliedGeneration
 	var hb Heartbeat
@@ -240,7 +250,7 @@ func (s *Server) view(r *http.Request, d store.Device, dup map[string]bool) (dev
 			v.Drops += c.RingDrops + c.CopyFailures + c.WriteDrops
 		}
 	}
-	return v, nil
+	return v
 }
 
 // duplicates returns the devices whose machine id another device has.
@@ -269,14 +279,23 @@ func (s *Server) listDevices(w http.ResponseWriter, r *http.Request) {
 		s.storeError(w, "list devices", err)
 		return
 	}
+	gens, err := s.cfg.Store.ListGenerations(r.Context())
+	if err != nil {
+		s.storeError(w, "list devices", err)
+		return
+	}
+	sts, err := s.cfg.Store.ListStatuses(r.Context())
+	if err != nil {
+		s.storeError(w, "list devices", err)
+		return
+	}
 	out := make([]deviceView, 0, len(devs))
 	for _, d := range devs {
-		v, err := s.view(r, d, dup)
-		if err != nil {
-			s.storeError(w, "list devices", err)
-			return
+		var st *store.Status
+		if x, ok := sts[d.ID]; ok {
+			st = &x
 		}
-		out = append(out, v)
+		out = append(out, makeView(d, dup, gens[d.ID], st))
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"devices": out})
 }

@@ -75,6 +75,9 @@ type Configs interface {
 	// GetCaptures returns the device's desired config; generation 0 with
 	// no captures until one is put.
 	GetCaptures(ctx context.Context, device string) (DesiredConfig, error)
+	// ListGenerations returns the generation of every device's desired
+	// config, by device id, in one query (the device list).
+	ListGenerations(ctx context.Context) (map[string]int64, error)
 	// PutCaptures replaces the device's captures if its generation is
 	// ifMatch (or ifMatch is AnyGeneration) and returns the config with
 	// its new generation, one more. A mismatch is ErrStaleGeneration, a
@@ -99,6 +102,9 @@ type Statuses interface {
 	// GetStatus returns the device's last heartbeat; ErrNotFound when it
 	// has sent none.
 	GetStatus(ctx context.Context, device string) (Status, error)
+	// ListStatuses returns every device's last status, by device id, in
+	// one query (the device list); a device without a heartbeat has none.
+	ListStatuses(ctx context.Context) (map[string]Status, error)
 }
 
 // AdminTokens are the bearer tokens of the admin API.

@@ -42,6 +42,28 @@ func (s *Store) GetCaptures(ctx context.Context, device string) (store.DesiredCo
 	return dc, err
 }
 
+// ListGenerations implements store.Configs.
+func (s *Store) ListGenerations(ctx context.Context) (map[string]int64, error) {
+	rows, err := s.pool.Query(ctx, `SELECT device_id, generation FROM desired_configs`)
+	if err != nil {
+		return nil, fmt.Errorf("list generations: %w", err)
+	}
+	defer rows.Close()
+	out := map[string]int64{}
+	for rows.Next() {
+		var id string
+		var gen int64
+		if err := rows.Scan(&id, &gen); err != nil {
+			return nil, fmt.Errorf("list generations: %w", err)
+		}
+		out[id] = gen
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list generations: %w", err)
+	}
+	return out, nil
+}
+
 // PutCaptures implements store.Configs. The config's row is locked for
 // the transaction, so of two puts with the same ifMatch, on any consoles,
 // one succeeds and the other is ErrStaleGeneration.

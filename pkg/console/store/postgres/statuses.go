@@ -77,3 +77,29 @@ func (s *Store) GetStatus(ctx context.Context, device string) (store.Status, err
 	st.Time, st.Interfaces, st.Document = st.Time.UTC(), nonNil(st.Interfaces), []byte(doc)
 	return st, nil
 }
+
+// ListStatuses implements store.Statuses.
+func (s *Store) ListStatuses(ctx context.Context) (map[string]store.Status, error) {
+	rows, err := s.pool.Query(ctx, `SELECT s.device_id, s.received_at, s.applied_generation, s.document::text, d.hostname, d.agent_version, d.interfaces
+		FROM statuses s JOIN devices d ON d.id = s.device_id`)
+	if err != nil {
+		return nil, fmt.Errorf("list statuses: %w", err)
+	}
+	defer rows.Close()
+	out := map[string]store.Status{}
+	for rows.Next() {
+		var (
+			id, doc string
+			st      store.Status
+		)
+		if err := rows.Scan(&id, &st.Time, &st.AppliedGeneration, &doc, &st.Hostname, &st.AgentVersion, &st.Interfaces); err != nil {
+			return nil, fmt.Errorf("list statuses: %w", err)
+		}
+		st.Time, st.Interfaces, st.Document = st.Time.UTC(), nonNil(st.Interfaces), []byte(doc)
+		out[id] = st
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list statuses: %w", err)
+	}
+	return out, nil
+}

@@ -85,3 +85,33 @@ func (s *Store) GetStatus(ctx context.Context, device string) (store.Status, err
 	st.Time, st.Document = fromNS(received), json.RawMessage(doc)
 	return st, nil
 }
+
+// ListStatuses implements store.Statuses.
+func (s *Store) ListStatuses(ctx context.Context) (map[string]store.Status, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT s.device_id, s.received_at, s.applied_generation, s.document, d.hostname, d.agent_version, d.interfaces
+		FROM statuses s JOIN devices d ON d.id = s.device_id`)
+	if err != nil {
+		return nil, fmt.Errorf("list statuses: %w", err)
+	}
+	defer rows.Close()
+	out := map[string]store.Status{}
+	for rows.Next() {
+		var (
+			id, doc, ifaces string
+			received        int64
+			st              store.Status
+		)
+		if err := rows.Scan(&id, &received, &st.AppliedGeneration, &doc, &st.Hostname, &st.AgentVersion, &ifaces); err != nil {
+			return nil, fmt.Errorf("list statuses: %w", err)
+		}
+		if err := json.Unmarshal([]byte(ifaces), &st.Interfaces); err != nil {
+			return nil, fmt.Errorf("device %s interfaces: %w", id, err)
+		}
+		st.Time, st.Document = fromNS(received), json.RawMessage(doc)
+		out[id] = st
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list statuses: %w", err)
+	}
+	return out, nil
+}

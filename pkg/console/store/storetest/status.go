@@ -92,3 +92,56 @@ func testTimePrecision(t *testing.T, s store.Store) {
 		t.Errorf("heartbeat at %v stored as %v, want %v (UTC, microseconds)", at, got.Time, want)
 	}
 }
+
+// testListStatuses: the device list's two queries agree with the
+// per-device reads: every device's generation, and the status of every
+// device that sent a heartbeat (none for one that did not).
+func testListStatuses(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	a := mustEnroll(t, s, "sensor-a", "ma", t0).Device.ID
+	b := mustEnroll(t, s, "sensor-b", "mb", t0).Device.ID
+	quiet := mustEnroll(t, s, "sensor-quiet", "mq", t0).Device.ID
+	_, err := s.PutCaptures(ctx, a, 0, []store.Capture{{Name: "web", Interface: "eth0", Output: store.Output{Dir: "/var/lib/ringtap/web"}}}, t0)
+	mustNoError(t, err, "put captures")
+	_, err = s.PutCaptures(ctx, a, 1, []store.Capture{}, t0)
+	mustNoError(t, err, "put captures again")
+	for i, id := range []string{a, b} {
+		mustNoError(t, s.PutStatus(ctx, id, store.Status{
+			Time: t0.Add(time.Duration(i+1) * time.Second), AppliedGeneration: int64(2 - 2*i), Hostname: "h" + id[:4],
+			AgentVersion: "v9", Interfaces: []string{"eth" + string(rune('0'+i))},
+			Document: json.RawMessage(`{"captures":[],"errors":["e` + string(rune('0'+i)) + `"]}`),
+		}), "heartbeat")
+	}
+	gens, err := s.ListGenerations(ctx)
+	mustNoError(t, err, "list generations")
+	sts, err := s.ListStatuses(ctx)
+	mustNoError(t, err, "list statuses")
+	for _, id := range []string{a, b, quiet} {
+		c, err := s.GetCaptures(ctx, id)
+		mustNoError(t, err, "get captures")
+		if g, ok := gens[id]; !ok || g != c.Generation {
+			t.Errorf("ListGenerations[%s] = %d, %v; GetCaptures says %d", id, g, ok, c.Generation)
+		}
+		one, err := s.GetStatus(ctx, id)
+		got, ok := sts[id]
+		if id == quiet {
+			mustErrorIs(t, err, store.ErrNotFound, "status of the quiet device")
+			if ok {
+				t.Errorf("ListStatuses has %+v for a device without a heartbeat", got)
+			}
+			continue
+		}
+		mustNoError(t, err, "get status")
+		if !ok {
+			t.Errorf("ListStatuses lacks device %s", id)
+			continue
+		}
+		mustStatus(t, s, id, got)
+		if !got.Time.Equal(one.Time) || got.AppliedGeneration != one.AppliedGeneration {
+			t.Errorf("ListStatuses[%s] = %+v, GetStatus %+v", id, got, one)
+		}
+	}
+	if gens[a] != 2 || len(sts) != 2 {
+		t.Errorf("generation of a %d (want 2), %d statuses (want 2)", gens[a], len(sts))
+	}
+}

@@ -55,6 +55,7 @@ func Run(t *testing.T, open Open) {
 		{"Captures", testCaptures},
 		{"CapturesRace", testCapturesRace},
 		{"Status", testStatus},
+		{"ListStatuses", testListStatuses},
 		{"TimePrecision", testTimePrecision},
 		{"WaitForChange", testWaitForChange},
 		{"WaitForChangeWakes", testWaitForChangeWakes},
