@@ -29,7 +29,9 @@
 //     agent was enrolled again), the poller forgets the old device's
 //     generation and jobs, asks without after, reports no applied
 //     generation, and keeps the old captures running until the new
-//     device's config replaces them, whatever its generation.
+//     device's config replaces them, whatever its generation. A new
+//     device at generation 0 (never configured) has no config yet: the
+//     old captures keep running until it gets one.
 //   - A 401 or 403 answer (a revoked device) is passed to
 //     Options.OnRefused, so the certificate manager asks for
 //     re-enrollment at once.

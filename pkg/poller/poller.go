@@ -438,13 +438,27 @@ func (p *Poller) fetch(ctx context.Context) (*Config, error) {
 // the console's mistake (errGarbage).
 func (p *Poller) received(ctx context.Context, c *Config) error {
 	p.mu.Lock()
-	seen, applied, jobsSeq, device := p.seen, int64(-1), p.jobsSeq, p.device
+	seen, applied, jobsSeq, device, foreign := p.seen, int64(-1), p.jobsSeq, p.device, p.foreign
 	if p.applied != nil && !p.foreign {
 		applied = p.applied.Generation
 	}
 	p.mu.Unlock()
 	newGen := c.Generation > applied && (seen < 0 || c.Generation > seen)
 	newJobs := p.opts.Jobs != nil && c.JobsSeq > jobsSeq
+	if newGen && foreign && c.Generation == 0 {
+		// Enrolled again, and the new device was never configured
+		// (generation 0 is the console's before any change): that is no
+		// config yet, so the old device's captures keep running until
+		// the new device gets one.
+		p.contact()
+		p.offerJobs(c)
+		p.mu.Lock()
+		p.seen = 0
+		p.mu.Unlock()
+		p.log.Info("the new device has no captures configured yet: the previous device's keep running until it has", "device_id", device)
+		p.heartbeatSoon() // the new device's first word
+		return nil
+	}
 	if !newGen && !newJobs {
 		// Asked for newer than seen: an older one is the console's
 		// mistake, and applying it would go back in time.

@@ -17,6 +17,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -918,13 +919,26 @@ func TestEnrolledAgain(t *testing.T) {
 		t.Errorf("persisted %+v, want dev-old's generation 3", p)
 	}
 
-	// Enrolled again: the new device has no config yet (the fake console
-	// holds generation 3 still, which is the old device's: a poll with
-	// after=3 waits).
+	// Enrolled again: the new device was never configured (generation
+	// 0, no captures): the old captures keep running, and no generation
+	// is reported as applied. (A poll with after=3 waits: the fake
+	// console holds one config for every device.)
 	n := len(fc.configRequests())
 	mu.Lock()
 	device = "dev-new"
 	mu.Unlock()
+	fc.set(0, "[]")
+	mustEventually(t, "a poll after 0 (the new device's generation 0 seen)", func() (bool, string) {
+		r := fc.configRequests()[n:]
+		return slices.Contains(r, "after=0&wait=200ms"), fmt.Sprint(r)
+	})
+	if s := tp.Status(); s.AppliedGeneration != -1 || len(tp.mgr.applied()) != 1 {
+		t.Errorf("with the new device unconfigured: status %+v, applied %v; want generation -1 and web still running", s, tp.mgr.applied())
+	}
+	mustEventually(t, "a heartbeat with no generation applied", func() (bool, string) {
+		hb, _ := fc.lastHeartbeat()
+		return hb.AppliedGeneration == -1, fmt.Sprint(hb.AppliedGeneration)
+	})
 	fc.set(1, captureJSON(out, "dns:udp"))
 	mustEventually(t, "the new device's generation 1 applied", func() (bool, string) {
 		return tp.Status().AppliedGeneration == 1, fmt.Sprint(tp.Status(), tp.mgr.applied())
