@@ -71,6 +71,8 @@ func startConsole(ctx context.Context, bin, dataDir, dbURL string, adminConns in
 		token: ir.AdminToken, caPrint: ir.CAFingerprint, dataDir: dataDir,
 	}
 	c.cmd.Stderr = c.stderr
+	// The console goes with this process, also when it is killed.
+	c.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	stdout, err := c.cmd.StdoutPipe()
 	if err != nil {
 		return nil, err
