@@ -11,6 +11,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"io/fs"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -279,5 +280,40 @@ func TestStateRecovery(t *testing.T) {
 	}
 	if _, err := New(dir, Options{}); !errors.Is(err, ErrBadState) {
 		t.Errorf("New without the certificate's key: %v, want ErrBadState", err)
+	}
+}
+
+// TestCommitAfterManagerFinished: `ringtap agent enroll` while the agent
+// runs: the agent's certificate manager may see the new certificate and
+// rename the pending key into place itself (loadState) before the
+// enrollment does. The enrollment then succeeds; with a key in place that
+// is not the certificate's, it fails as before.
+func TestCommitAfterManagerFinished(t *testing.T) {
+	fc := newFakeConsole(t, time.Hour)
+	dir := t.TempDir()
+	mustEnroll(t, fc, dir)
+	st, err := loadState(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// No pending key, the certificate's key in place: what the race
+	// leaves.
+	if err := commitEnrollment(dir, st.console, st.ca, st.cert); err != nil {
+		t.Errorf("commit after the manager finished the rename: %v", err)
+	}
+	// Another key in place: refused.
+	other, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := pki.EncodeKeyPEM(other)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, KeyFile), raw, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := commitEnrollment(dir, st.console, st.ca, st.cert); err == nil || !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("commit with another key in place and no pending key: %v, want the rename's ErrNotExist", err)
 	}
 }

@@ -214,7 +214,13 @@ func commitEnrollment(dir string, info consoleInfo, ca, cert *x509.Certificate) 
 		return err
 	}
 	if err := os.Rename(filepath.Join(dir, PendingKeyFile), filepath.Join(dir, KeyFile)); err != nil {
-		return fmt.Errorf("store key: %w", err)
+		// A running agent's certificate manager that saw the new
+		// certificate may have finished the rename itself (loadState):
+		// then the key in place is the certificate's.
+		k, kerr := readKey(filepath.Join(dir, KeyFile))
+		if !errors.Is(err, fs.ErrNotExist) || kerr != nil || !k.PublicKey.Equal(cert.PublicKey) {
+			return fmt.Errorf("store key: %w", err)
+		}
 	}
 	return atomicfile.SyncDir(dir)
 }
