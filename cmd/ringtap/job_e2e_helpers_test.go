@@ -23,6 +23,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -574,10 +575,30 @@ func mustHoldExactly(t *testing.T, path string, sent [][]byte, expr string, snap
 	if len(got) != len(want) {
 		t.Fatalf("%s holds %d packets, tcpdump %q selects %d of the %d sent", path, len(got), expr, len(want), len(sent))
 	}
+	// Frames captured on different CPUs may interleave out of send order
+	// (README, per-CPU rings): compare them as sets, each frame once.
+	type frame struct {
+		data []byte
+		wire uint32
+	}
+	gs, ws := make([]frame, len(got)), make([]frame, len(want))
 	for i := range want {
-		cut := want[i][:min(len(want[i]), snaplen)]
-		if !bytes.Equal(got[i].Data, cut) || got[i].WireLen != uint32(len(want[i])) {
-			t.Errorf("%s packet %d: %d of %d bytes %x, want %d of %d bytes %x", path, i, len(got[i].Data), got[i].WireLen, got[i].Data, len(cut), len(want[i]), cut)
+		gs[i] = frame{got[i].Data, got[i].WireLen}
+		ws[i] = frame{want[i][:min(len(want[i]), snaplen)], uint32(len(want[i]))}
+	}
+	order := func(fs []frame) {
+		slices.SortFunc(fs, func(a, b frame) int {
+			if c := bytes.Compare(a.data, b.data); c != 0 {
+				return c
+			}
+			return int(a.wire) - int(b.wire)
+		})
+	}
+	order(gs)
+	order(ws)
+	for i := range ws {
+		if !bytes.Equal(gs[i].data, ws[i].data) || gs[i].wire != ws[i].wire {
+			t.Errorf("%s: the %d-th frame in byte order is %d of %d bytes %x, want %d of %d bytes %x", path, i, len(gs[i].data), gs[i].wire, gs[i].data, len(ws[i].data), ws[i].wire, ws[i].data)
 		}
 	}
 }
