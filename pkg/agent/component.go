@@ -64,23 +64,26 @@ func (e *PanicError) Unwrap() error {
 	return err
 }
 
-// backoff is the exponential backoff of one component: base·2^(n-1) for
-// the n-th consecutive failure, capped at max, less a random part of up to
-// jitter of it (so a delay never exceeds max, and consecutive delays below
-// the cap never overlap for jitter < 0.5).
-type backoff struct {
-	base, max time.Duration
-	jitter    float64
+// Backoff is the exponential backoff of a restarted component (the
+// tree's, and the pcap manager's for a capture's exporter): Base·2^(n-1)
+// for the n-th consecutive failure, capped at Max, less a random part of
+// up to Jitter of it (so a delay never exceeds Max, and consecutive
+// delays below the cap never overlap for Jitter < 0.5).
+type Backoff struct {
+	Base, Max time.Duration
+	Jitter    float64
 }
 
-func (b backoff) delay(failures int) time.Duration {
-	d := b.base
-	for i := 1; i < failures && d < b.max; i++ {
+// Delay is the wait before the restart after the n-th consecutive
+// failure.
+func (b Backoff) Delay(failures int) time.Duration {
+	d := b.Base
+	for i := 1; i < failures && d < b.Max; i++ {
 		d *= 2
 	}
-	d = min(d, b.max)
-	if b.jitter > 0 {
-		d -= time.Duration(rand.Float64() * b.jitter * float64(d))
+	d = min(d, b.Max)
+	if b.Jitter > 0 {
+		d -= time.Duration(rand.Float64() * b.Jitter * float64(d))
 	}
 	return d
 }
@@ -92,7 +95,7 @@ type supervised struct {
 	name    string
 	c       Component
 	log     *slog.Logger
-	backoff backoff
+	backoff Backoff
 	stable  time.Duration
 
 	mu        sync.Mutex
@@ -144,7 +147,7 @@ func (s *supervised) Serve(ctx context.Context) error {
 			failures = 0
 		}
 		failures++
-		d := s.backoff.delay(failures)
+		d := s.backoff.Delay(failures)
 		s.set(func() {
 			s.state, s.lastErr, s.lastErrAt, s.retryAt = StateBackoff, err.Error(), now, now.Add(d)
 		})

@@ -136,7 +136,7 @@ func (t *Tree) Add(name string, c Component) {
 	}
 	s := &supervised{
 		name: name, c: c, log: t.log, state: StateStopped, stable: t.opts.StableAfter,
-		backoff: backoff{base: t.opts.BackoffBase, max: t.opts.BackoffMax, jitter: t.opts.BackoffJitter},
+		backoff: Backoff{Base: t.opts.BackoffBase, Max: t.opts.BackoffMax, Jitter: t.opts.BackoffJitter},
 	}
 	t.names[name] = true
 	t.comps = append(t.comps, s)

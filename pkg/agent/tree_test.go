@@ -34,7 +34,7 @@ func (c *ticker) Run(ctx context.Context) error {
 }
 
 func TestBackoffDelay(t *testing.T) {
-	b := backoff{base: 20 * time.Millisecond, max: 200 * time.Millisecond}
+	b := Backoff{Base: 20 * time.Millisecond, Max: 200 * time.Millisecond}
 	tests := []struct {
 		failures int
 		want     time.Duration
@@ -47,16 +47,16 @@ func TestBackoffDelay(t *testing.T) {
 		{60, 200 * time.Millisecond},
 	}
 	for _, tt := range tests {
-		if got := b.delay(tt.failures); got != tt.want {
+		if got := b.Delay(tt.failures); got != tt.want {
 			t.Errorf("delay(%d) = %s, want %s", tt.failures, got, tt.want)
 		}
-		b.jitter = 0.2
+		b.Jitter = 0.2
 		for range 100 {
-			if got := b.delay(tt.failures); got > tt.want || got < tt.want*8/10 {
+			if got := b.Delay(tt.failures); got > tt.want || got < tt.want*8/10 {
 				t.Errorf("delay(%d) with jitter 0.2 = %s, want in [%s, %s]", tt.failures, got, tt.want*8/10, tt.want)
 			}
 		}
-		b.jitter = 0
+		b.Jitter = 0
 	}
 }
 
@@ -138,7 +138,7 @@ func TestTreeBackoff(t *testing.T) {
 	mu.Lock()
 	for i := 1; i < len(starts); i++ {
 		gap := starts[i].Sub(starts[i-1])
-		want := backoff{base: base, max: maxB}.delay(i)
+		want := Backoff{Base: base, Max: maxB}.Delay(i)
 		lo := time.Duration(float64(want) * (1 - jitter))
 		if gap < lo || gap > want+slack {
 			t.Errorf("wait before run %d = %s, want in [%s, %s+%s]", i+1, gap, lo, want, slack)

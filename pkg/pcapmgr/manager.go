@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"runtime/debug"
 	"sort"
 	"strings"
@@ -651,12 +650,7 @@ const (
 )
 
 func (m *Manager) exporterDelay(failures int) time.Duration {
-	d := m.opts.RetryMin
-	for i := 1; i < failures && d < m.opts.RetryMax; i++ {
-		d *= 2
-	}
-	d = min(d, m.opts.RetryMax)
-	return d - time.Duration(rand.Float64()*exporterJitter*float64(d))
+	return agent.Backoff{Base: m.opts.RetryMin, Max: m.opts.RetryMax, Jitter: exporterJitter}.Delay(failures)
 }
 
 // errUploadsEnded is the failure of an exporter's Run that returned nil
