@@ -57,7 +57,7 @@ func (p *Poller) Heartbeat() Heartbeat {
 		}
 	}
 	p.mu.Lock()
-	if p.applied != nil && !p.foreign {
+	if p.ownApplied() {
 		hb.AppliedGeneration = p.applied.Generation
 	}
 	for _, e := range []string{p.configErr, p.applyErr} {

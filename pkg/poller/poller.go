@@ -135,8 +135,7 @@ type Poller struct {
 	mu          sync.Mutex
 	applied     *persisted // nil: none
 	restored    bool
-	device      string // the device seen and applied refer to
-	foreign     bool   // applied is another device's config (enrolled again)
+	device      string // the device seen refers to (see ownApplied)
 	seen        int64  // the newest generation received, applied or not; -1 none
 	jobsSeq     int64  // the newest jobs sequence number received; 0 none
 	lastContact time.Time
@@ -209,7 +208,7 @@ func (p *Poller) Status() Status {
 	s := Status{ConsoleURL: p.base.String(), AppliedGeneration: -1, Restored: p.restored,
 		LastContact: p.lastContact, LastError: p.lastErr, Failures: p.failures, RetryAt: p.retryAt,
 		ConfigError: p.configErr, LastHeartbeat: p.lastHB, JobsSeq: p.jobsSeq}
-	if p.applied != nil && !p.foreign {
+	if p.ownApplied() {
 		s.AppliedGeneration, s.AppliedAt = p.applied.Generation, p.applied.AppliedAt
 	}
 	if s.ConfigError == "" {
@@ -329,7 +328,7 @@ func (p *Poller) apply(ctx context.Context, cfg *persisted, restoring bool) erro
 	}
 	p.mu.Lock()
 	p.applied, p.restored, p.configErr = cfg, restoring, ""
-	if p.foreign = cfg.DeviceID != "" && cfg.DeviceID != p.device; !p.foreign {
+	if p.ownApplied() {
 		p.seen = max(p.seen, cfg.Generation)
 	}
 	p.mu.Unlock()
@@ -438,8 +437,9 @@ func (p *Poller) fetch(ctx context.Context) (*Config, error) {
 // the console's mistake (errGarbage).
 func (p *Poller) received(ctx context.Context, c *Config) error {
 	p.mu.Lock()
-	seen, applied, jobsSeq, device, foreign := p.seen, int64(-1), p.jobsSeq, p.device, p.foreign
-	if p.applied != nil && !p.foreign {
+	seen, applied, jobsSeq, device := p.seen, int64(-1), p.jobsSeq, p.device
+	foreign := p.applied != nil && !p.ownApplied()
+	if p.ownApplied() {
 		applied = p.applied.Generation
 	}
 	p.mu.Unlock()
@@ -509,7 +509,12 @@ func (p *Poller) checkDevice() {
 			"device_id", cur, "previous_device_id", p.device)
 	}
 	p.device, p.seen, p.jobsSeq = cur, -1, 0
-	p.foreign = p.applied != nil
+}
+
+// ownApplied reports whether a config runs and is the current device's
+// (not one of the device the agent was enrolled as before). p.mu is held.
+func (p *Poller) ownApplied() bool {
+	return p.applied != nil && p.applied.DeviceID == p.device
 }
 
 // offerJobs hands the answer's jobs to the job runner and remembers its
