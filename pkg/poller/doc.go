@@ -48,7 +48,8 @@
 //     offered to the runner, also when only they changed: an answer whose
 //     generation is not newer but whose jobs_seq is goes to the runner
 //     only, and applies no config.
-//   - Every HeartbeatInterval (10s), and right after each apply, it POSTs
+//   - Every HeartbeatInterval (10s, ±10% at random so that agents started
+//     together drift apart), and right after each apply, it POSTs
 //     /api/v1/agent/heartbeat: the applied generation, each capture's state
 //     and counters, the interfaces the agent sees, the errors (a rejected
 //     config, a capture's last error such as a filter the kernel refused,

@@ -20,13 +20,14 @@ func (p *Poller) heartbeatSoon() {
 	}
 }
 
-// heartbeats sends one at start, every HeartbeatInterval and after each
-// apply, until ctx is done.
+// heartbeats sends one at start, about every HeartbeatInterval and after
+// each apply, until ctx is done.
 func (p *Poller) heartbeats(ctx context.Context) {
-	t := time.NewTicker(p.opts.HeartbeatInterval)
+	t := time.NewTimer(p.heartbeatDelay())
 	defer t.Stop()
 	for {
 		p.sendHeartbeat(ctx)
+		t.Reset(p.heartbeatDelay())
 		select {
 		case <-ctx.Done():
 			return
@@ -34,6 +35,15 @@ func (p *Poller) heartbeats(ctx context.Context) {
 		case <-p.kick:
 		}
 	}
+}
+
+// heartbeatDelay is HeartbeatInterval ±10% at random, so that agents
+// started together (a fleet rebooted, a console back after an outage) do
+// not keep heartbeating in step; a device goes stale only after three
+// intervals without one.
+func (p *Poller) heartbeatDelay() time.Duration {
+	d := p.opts.HeartbeatInterval
+	return d + time.Duration((p.opts.Jitter()-0.5)*0.2*float64(d))
 }
 
 // Heartbeat returns the heartbeat the poller would send now.

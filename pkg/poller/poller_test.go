@@ -13,6 +13,7 @@ import (
 	"io"
 	"log"
 	"log/slog"
+	mrand "math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -630,6 +631,31 @@ func TestRestoreAtStart(t *testing.T) {
 	}
 	if got := len(third.mgr.applied()); got != 1 {
 		t.Errorf("%d applies after restoring, want 1 (the restore): a generation was applied twice", got)
+	}
+}
+
+// TestHeartbeatDelay: heartbeats are HeartbeatInterval apart ±10%, at
+// random, so that agents started together drift apart; never closer than
+// 0.9 of the interval or farther than 1.1 of it (three intervals make a
+// device stale).
+func TestHeartbeatDelay(t *testing.T) {
+	for jitter, want := range map[float64]time.Duration{0: 9 * time.Second, 0.5: 10 * time.Second, 0.75: 10500 * time.Millisecond} {
+		p := &Poller{opts: Options{HeartbeatInterval: 10 * time.Second, Jitter: func() float64 { return jitter }}}
+		if got := p.heartbeatDelay(); got != want {
+			t.Errorf("heartbeatDelay with jitter %v = %v, want %v", jitter, got, want)
+		}
+	}
+	p := &Poller{opts: Options{HeartbeatInterval: 10 * time.Second, Jitter: mrand.Float64}}
+	seen := map[time.Duration]bool{}
+	for range 1000 {
+		d := p.heartbeatDelay()
+		if d < 9*time.Second || d >= 11*time.Second {
+			t.Fatalf("heartbeatDelay = %v, want within [9s, 11s)", d)
+		}
+		seen[d.Round(100*time.Millisecond)] = true
+	}
+	if len(seen) < 15 {
+		t.Errorf("1000 delays fell on %d tenths of a second of the 21 in [9s, 11s]: not spread", len(seen))
 	}
 }
 
