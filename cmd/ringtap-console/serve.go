@@ -43,6 +43,7 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	dir := fs.String("data", "", "the data directory `ringtap-console init` created")
 	agentListen := fs.String("agent-listen", console.DefaultAgentListen, "address of the agent API (mTLS)")
 	adminListen := fs.String("admin-listen", console.DefaultAdminListen, "address of the admin API and web page (HTTPS)")
+	metricsListen := fs.String("metrics-listen", "", "address of /metrics, plain HTTP, such as 127.0.0.1:9274 (default: none)")
 	db := fs.String("db", "", "PostgreSQL URL (postgres://...); default SQLite in the data directory")
 	hosts := fs.String("hosts", strings.Join(console.DefaultHosts, ","), "comma-separated DNS names and IP addresses of the server certificates")
 	agentURL := fs.String("agent-url", "", "the agent API's URL as agents reach it, for enrollment commands (default https://FIRST-HOST:AGENT-PORT)")
@@ -108,7 +109,7 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	defer st.Close()
 	srv, err := console.New(console.Config{
 		Store: st, CA: ca, DataDir: *dir, Hosts: hostList,
-		AgentListen: *agentListen, AdminListen: *adminListen, AgentURL: *agentURL,
+		AgentListen: *agentListen, AdminListen: *adminListen, MetricsListen: *metricsListen, AgentURL: *agentURL,
 		JobPolicy: policy,
 		Web:       web.Handler(),
 		Logger:    log,
@@ -117,6 +118,9 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	fmt.Fprintf(stdout, "agent API  %s (agents enroll with --console %s)\nadmin API  %s\n", srv.AgentAddr(), srv.AgentURL(), srv.AdminURL())
+	if a := srv.MetricsAddr(); a != "" {
+		fmt.Fprintf(stdout, "metrics    http://%s/metrics\n", a)
+	}
 	if err := srv.Run(ctx); err != nil {
 		return err
 	}

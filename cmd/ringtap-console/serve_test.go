@@ -45,7 +45,7 @@ func TestServe(t *testing.T) {
 		t.Fatal(err)
 	}
 	cmd := exec.Command(os.Args[0], "serve", "--data", dir, "--agent-listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0",
-		"--job-max-duration", "30s", "--job-max-bytes", "10MiB", "--job-silence", "10s")
+		"--metrics-listen", "127.0.0.1:0", "--job-max-duration", "30s", "--job-max-bytes", "10MiB", "--job-silence", "10s")
 	cmd.Env = append(os.Environ(), "RINGTAP_CONSOLE_MAIN=1")
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
@@ -58,18 +58,30 @@ func TestServe(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
 	lines := bufio.NewScanner(stdout)
-	var adminURL, agentURL string
-	for (adminURL == "" || agentURL == "") && lines.Scan() {
+	var adminURL, agentURL, metricsURL string
+	for (adminURL == "" || agentURL == "" || metricsURL == "") && lines.Scan() {
 		f := strings.Fields(lines.Text())
 		switch {
+		case len(f) == 2 && f[0] == "metrics":
+			metricsURL = f[1]
 		case len(f) >= 3 && f[0] == "admin":
 			adminURL = f[2]
 		case len(f) >= 3 && f[0] == "agent":
 			agentURL = strings.TrimSuffix(f[len(f)-1], ")")
 		}
 	}
-	if adminURL == "" || agentURL == "" {
+	if adminURL == "" || agentURL == "" || metricsURL == "" {
 		t.Fatalf("serve printed no addresses; stderr:\n%s", stderr.String())
+	}
+	// --metrics-listen serves the console's metrics.
+	if resp, err := http.Get(metricsURL); err != nil {
+		t.Errorf("GET %s: %v", metricsURL, err)
+	} else {
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK || !strings.Contains(string(b), "\nringtap_console_store_up 1\n") {
+			t.Errorf("GET %s: %d\n%s", metricsURL, resp.StatusCode, b)
+		}
 	}
 	ca, err := pki.Load(dir)
 	if err != nil {

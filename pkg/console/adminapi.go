@@ -1,6 +1,7 @@
 package console
 
 import (
+	"context"
 	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
@@ -254,8 +255,8 @@ func makeView(d store.Device, dup map[string]bool, generation int64, st *store.S
 }
 
 // duplicates returns the devices whose machine id another device has.
-func (s *Server) duplicates(r *http.Request) (map[string]bool, error) {
-	dups, err := s.cfg.Store.DuplicateMachineIDs(r.Context())
+func (s *Server) duplicates(ctx context.Context) (map[string]bool, error) {
+	dups, err := s.cfg.Store.DuplicateMachineIDs(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -268,26 +269,24 @@ func (s *Server) duplicates(r *http.Request) (map[string]bool, error) {
 	return m, nil
 }
 
-func (s *Server) listDevices(w http.ResponseWriter, r *http.Request) {
-	devs, err := s.cfg.Store.ListDevices(r.Context(), s.now())
+// deviceViews returns every device's view, in four queries whatever the
+// number of devices: the device list and the console's metrics.
+func (s *Server) deviceViews(ctx context.Context) ([]deviceView, error) {
+	devs, err := s.cfg.Store.ListDevices(ctx, s.now())
 	if err != nil {
-		s.storeError(w, "list devices", err)
-		return
+		return nil, err
 	}
-	dup, err := s.duplicates(r)
+	dup, err := s.duplicates(ctx)
 	if err != nil {
-		s.storeError(w, "list devices", err)
-		return
+		return nil, err
 	}
-	gens, err := s.cfg.Store.ListGenerations(r.Context())
+	gens, err := s.cfg.Store.ListGenerations(ctx)
 	if err != nil {
-		s.storeError(w, "list devices", err)
-		return
+		return nil, err
 	}
-	sts, err := s.cfg.Store.ListStatuses(r.Context())
+	sts, err := s.cfg.Store.ListStatuses(ctx)
 	if err != nil {
-		s.storeError(w, "list devices", err)
-		return
+		return nil, err
 	}
 	out := make([]deviceView, 0, len(devs))
 	for _, d := range devs {
@@ -296,6 +295,15 @@ func (s *Server) listDevices(w http.ResponseWriter, r *http.Request) {
 			st = &x
 		}
 		out = append(out, makeView(d, dup, gens[d.ID], st))
+	}
+	return out, nil
+}
+
+func (s *Server) listDevices(w http.ResponseWriter, r *http.Request) {
+	out, err := s.deviceViews(r.Context())
+	if err != nil {
+		s.storeError(w, "list devices", err)
+		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"devices": out})
 }
@@ -320,7 +328,7 @@ func (s *Server) getDevice(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	dup, err := s.duplicates(r)
+	dup, err := s.duplicates(r.Context())
 	if err != nil {
 		s.storeError(w, "device "+d.ID, err)
 		return
@@ -431,7 +439,7 @@ func (s *Server) revokeDevice(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.log.Info("device revoked", "device_id", d.ID, "hostname", d.Hostname)
-	dup, err := s.duplicates(r)
+	dup, err := s.duplicates(r.Context())
 	if err != nil {
 		s.storeError(w, "device "+d.ID, err)
 		return

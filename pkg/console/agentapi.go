@@ -289,11 +289,15 @@ func (s *Server) agentConfig(w http.ResponseWriter, r *http.Request, d device) {
 	case jobsAfter < 0:
 		ctx, cancel := context.WithTimeout(r.Context(), wait)
 		defer cancel()
+		s.metrics.longPolls.Add(1)
 		c, err = s.cfg.Store.WaitForChange(ctx, d.ID, after)
+		s.metrics.longPolls.Add(-1)
 	default:
 		ctx, cancel := context.WithTimeout(r.Context(), wait)
 		defer cancel()
+		s.metrics.longPolls.Add(1)
 		c, err = s.cfg.Store.WaitForChanges(ctx, d.ID, after, jobsAfter)
+		s.metrics.longPolls.Add(-1)
 	}
 	var jobs []jobapi.AgentJob
 	if err == nil {

@@ -110,6 +110,13 @@ func mustCA(t *testing.T) *pki.CA {
 // CA when nil), with a new admin token; t's cleanup stops it.
 func mustConsole(t *testing.T, st store.Store, ca *pki.CA) *testConsole {
 	t.Helper()
+	return mustConsoleWith(t, st, ca, nil)
+}
+
+// mustConsoleWith is mustConsole with edit (when not nil) applied to the
+// server's Config.
+func mustConsoleWith(t *testing.T, st store.Store, ca *pki.CA, edit func(*Config)) *testConsole {
+	t.Helper()
 	if ca == nil {
 		ca = mustCA(t)
 	}
@@ -119,12 +126,16 @@ func mustConsole(t *testing.T, st store.Store, ca *pki.CA) *testConsole {
 		t.Fatal(err)
 	}
 	c.token = token
-	srv, err := New(Config{
+	cfg := Config{
 		Store: st, CA: ca, DataDir: t.TempDir(),
 		AgentListen: "127.0.0.1:0", AdminListen: "127.0.0.1:0",
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 		Now:    c.clock.Now,
-	})
+	}
+	if edit != nil {
+		edit(&cfg)
+	}
+	srv, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

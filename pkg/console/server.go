@@ -51,6 +51,10 @@ type Config struct {
 	// AgentListen and AdminListen are the listen addresses
 	// (DefaultAgentListen, DefaultAdminListen when empty).
 	AgentListen, AdminListen string
+	// MetricsListen, when set, is the address of a third listener, plain
+	// HTTP, that serves the console's metrics at /metrics (no secrets:
+	// counts of requests, devices and captures). Empty: none.
+	MetricsListen string
 	// AgentURL is the agent API as agents reach it, for the enrollment
 	// command of a new install key; by default https://Hosts[0]:PORT, with
 	// the agent listener's port.
@@ -80,6 +84,11 @@ type Server struct {
 	agentLn, adminLn net.Listener
 	agentSrv         *http.Server
 	adminSrv         *http.Server
+	// metricsLn and metricsSrv serve /metrics when Config.MetricsListen
+	// is set (else nil).
+	metricsLn  net.Listener
+	metricsSrv *http.Server
+	metrics    *serverMetrics
 
 	// live fans the runs' live streams out to admin clients; uploads
 	// serialize the result uploads of each run.
@@ -127,7 +136,7 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("console: %w", err)
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, live: newLiveRuns()}
+	s := &Server{cfg: cfg, log: cfg.Logger, live: newLiveRuns(), metrics: newServerMetrics()}
 	s.polls, s.stopPolls = context.WithCancel(context.Background())
 	if s.agentLn, err = net.Listen("tcp", cfg.AgentListen); err != nil {
 		return nil, fmt.Errorf("console: agent API: %w", err)
@@ -136,6 +145,21 @@ func New(cfg Config) (*Server, error) {
 		s.agentLn.Close()
 		return nil, fmt.Errorf("console: admin API: %w", err)
 	}
+	if cfg.MetricsListen != "" {
+		if s.metricsLn, err = net.Listen("tcp", cfg.MetricsListen); err != nil {
+			s.agentLn.Close()
+			s.adminLn.Close()
+			return nil, fmt.Errorf("console: metrics: %w", err)
+		}
+		s.metricsSrv = &http.Server{
+			Handler:           s.metricsHandler(),
+			ReadHeaderTimeout: 10 * time.Second,
+			WriteTimeout:      metricsScrapeTimeout + 10*time.Second,
+			IdleTimeout:       2 * time.Minute,
+			MaxHeaderBytes:    64 << 10,
+			ErrorLog:          slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelDebug),
+		}
+	}
 	s.agentURL = cfg.AgentURL
 	if s.agentURL == "" {
 		_, port, _ := net.SplitHostPort(s.agentLn.Addr().String())
@@ -143,7 +167,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	errLog := slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelDebug) // failed handshakes are routine
 	s.agentSrv = &http.Server{
-		Handler:           s.agentHandler(),
+		Handler:           s.metrics.instrument(listenerAgent, s.agentHandler()),
 		TLSConfig:         pki.ServerTLSConfig(agentCert, pki.AgentListener, nil),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
@@ -154,7 +178,7 @@ func New(cfg Config) (*Server, error) {
 		BaseContext:       func(net.Listener) context.Context { return s.polls },
 	}
 	s.adminSrv = &http.Server{
-		Handler:           s.adminHandler(),
+		Handler:           s.metrics.instrument(listenerAdmin, s.adminHandler()),
 		TLSConfig:         pki.ServerTLSConfig(adminCert, pki.AdminListener, nil),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
@@ -175,6 +199,14 @@ func (s *Server) AdminAddr() string { return s.adminLn.Addr().String() }
 // AgentURL is the agent API's URL as enrollment commands give it.
 func (s *Server) AgentURL() string { return s.agentURL }
 
+// MetricsAddr is the metrics listener's address, "" without one.
+func (s *Server) MetricsAddr() string {
+	if s.metricsLn == nil {
+		return ""
+	}
+	return s.metricsLn.Addr().String()
+}
+
 // AdminURL is https://ADDR of the admin listener, with Hosts[0] as host.
 func (s *Server) AdminURL() string {
 	_, port, _ := net.SplitHostPort(s.AdminAddr())
@@ -191,9 +223,13 @@ func (s *Server) Run(ctx context.Context) error {
 	if !first {
 		return errors.New("console: Run called twice")
 	}
-	errc := make(chan error, 2)
+	n := 2
+	errc := make(chan error, 3)
 	serve := func(srv *http.Server, ln net.Listener, name string) {
-		err := srv.Serve(tls.NewListener(ln, srv.TLSConfig))
+		if srv.TLSConfig != nil {
+			ln = tls.NewListener(ln, srv.TLSConfig)
+		}
+		err := srv.Serve(ln)
 		if errors.Is(err, http.ErrServerClosed) {
 			err = nil
 		} else {
@@ -203,21 +239,27 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	go serve(s.agentSrv, s.agentLn, "agent API")
 	go serve(s.adminSrv, s.adminLn, "admin API")
+	if s.metricsSrv != nil {
+		n++
+		go serve(s.metricsSrv, s.metricsLn, "metrics")
+	}
 	loopDone := make(chan struct{})
 	go func() {
 		defer close(loopDone)
 		s.jobLoop(s.polls) // shutdown ends it
 	}()
-	s.log.Info("console serving", "agent_api", s.AgentAddr(), "agent_url", s.agentURL, "admin_api", s.AdminAddr())
+	s.log.Info("console serving", "agent_api", s.AgentAddr(), "agent_url", s.agentURL, "admin_api", s.AdminAddr(), "metrics", s.MetricsAddr())
 
 	var err error
+	got := 0
 	select {
 	case <-ctx.Done():
 	case err = <-errc:
+		got++
 	}
 	shutErr := s.shutdown()
 	<-loopDone
-	for range 2 - btoi(err != nil) {
+	for ; got < n; got++ {
 		if e := <-errc; err == nil {
 			err = e
 		}
@@ -232,15 +274,19 @@ func btoi(b bool) int {
 	return 0
 }
 
-// shutdown stops both servers, once.
+// shutdown stops the servers, once.
 func (s *Server) shutdown() error {
 	s.closeOnce.Do(func() {
 		s.stopPolls()
 		ctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
 		defer cancel()
 		var wg sync.WaitGroup
-		errs := make([]error, 2)
-		for i, srv := range []*http.Server{s.agentSrv, s.adminSrv} {
+		srvs := []*http.Server{s.agentSrv, s.adminSrv}
+		if s.metricsSrv != nil {
+			srvs = append(srvs, s.metricsSrv)
+		}
+		errs := make([]error, len(srvs))
+		for i, srv := range srvs {
 			wg.Go(func() {
 				if err := srv.Shutdown(ctx); err != nil {
 					errs[i] = srv.Close()
@@ -261,7 +307,11 @@ func (s *Server) Close() error {
 	s.runOnce.Do(func() { unserved = true })
 	if unserved { // Run will not start: close the listeners here
 		s.stopPolls()
-		return errors.Join(s.agentLn.Close(), s.adminLn.Close())
+		err := errors.Join(s.agentLn.Close(), s.adminLn.Close())
+		if s.metricsLn != nil {
+			err = errors.Join(err, s.metricsLn.Close())
+		}
+		return err
 	}
 	return s.shutdown()
 }

@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -23,18 +24,20 @@ import (
 
 // consoleProc is a running `ringtap-console serve`.
 type consoleProc struct {
-	cmd       *exec.Cmd
-	stderr    *tailBuffer
-	done      chan struct{} // closed when the process exited
-	waitErr   error
-	agentURL  string
-	adminURL  string
-	token     string
-	caPrint   string
-	admin     *http.Client
-	dataDir   string
-	stopOnce  sync.Once
-	stopError error
+	cmd      *exec.Cmd
+	stderr   *tailBuffer
+	done     chan struct{} // closed when the process exited
+	waitErr  error
+	agentURL string
+	adminURL string
+	// metricsURL is the console's /metrics (--metrics-listen).
+	metricsURL string
+	token      string
+	caPrint    string
+	admin      *http.Client
+	dataDir    string
+	stopOnce   sync.Once
+	stopError  error
 }
 
 // startConsole runs `ringtap-console init` and `serve` for dbURL ("":
@@ -42,7 +45,7 @@ type consoleProc struct {
 func startConsole(ctx context.Context, bin, dataDir, dbURL string, adminConns int) (*consoleProc, error) {
 	initArgs := []string{"init", "--data", dataDir, "--json"}
 	serveArgs := []string{"serve", "--data", dataDir, "--agent-listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0",
-		"--hosts", "127.0.0.1", "--log-level", "warn"}
+		"--metrics-listen", "127.0.0.1:0", "--hosts", "127.0.0.1", "--log-level", "warn"}
 	if dbURL != "" {
 		initArgs = append(initArgs, "--db", dbURL)
 		serveArgs = append(serveArgs, "--db", dbURL)
@@ -90,7 +93,7 @@ func startConsole(ctx context.Context, bin, dataDir, dbURL string, adminConns in
 	}()
 	go func() { c.waitErr = c.cmd.Wait(); close(c.done) }()
 	timeout := time.After(time.Minute)
-	for c.agentURL == "" || c.adminURL == "" {
+	for c.agentURL == "" || c.adminURL == "" || c.metricsURL == "" {
 		select {
 		case l, ok := <-lines:
 			if !ok {
@@ -98,9 +101,11 @@ func startConsole(ctx context.Context, bin, dataDir, dbURL string, adminConns in
 				return nil, fmt.Errorf("ringtap-console serve exited before serving: %v\n%s", c.waitErr, c.stderr)
 			}
 			// "agent API  ADDR (agents enroll with --console URL)",
-			// "admin API  URL".
+			// "admin API  URL", "metrics    URL".
 			f := strings.Fields(l)
 			switch {
+			case len(f) == 2 && f[0] == "metrics":
+				c.metricsURL = f[1]
 			case len(f) >= 3 && f[0] == "agent":
 				c.agentURL = strings.TrimSuffix(f[len(f)-1], ")")
 			case len(f) >= 3 && f[0] == "admin":
@@ -254,4 +259,37 @@ func (t *tailBuffer) String() string {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return string(t.b)
+}
+
+// scrape gets the console's /metrics and returns its samples, "name{labels}"
+// → value, and how long the scrape took.
+func (c *consoleProc) scrape(ctx context.Context) (map[string]float64, time.Duration, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.metricsURL, nil)
+	if err != nil {
+		return nil, 0, err
+	}
+	t := time.Now()
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, 0, fmt.Errorf("GET %s: %w", c.metricsURL, err)
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
+	took := time.Since(t)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		return nil, 0, fmt.Errorf("GET %s: %d %v", c.metricsURL, resp.StatusCode, err)
+	}
+	out := map[string]float64{}
+	for _, l := range strings.Split(string(raw), "\n") {
+		i := strings.LastIndexByte(l, ' ')
+		if l == "" || l[0] == '#' || i < 0 {
+			continue
+		}
+		v, err := strconv.ParseFloat(l[i+1:], 64)
+		if err != nil {
+			return nil, 0, fmt.Errorf("GET %s: sample %q: %w", c.metricsURL, l, err)
+		}
+		out[l[:i]] = v
+	}
+	return out, took, nil
 }

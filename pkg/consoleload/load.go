@@ -124,8 +124,11 @@ type Result struct {
 	ConsoleHWMMiB float64 `json:"console_peak_rss_mib"`
 	// DevicesListMs is how long GET /api/v1/devices took for the whole
 	// fleet (the web page's first request), after the changes.
-	DevicesListMs  float64 `json:"devices_list_ms"`
-	SQLiteFileSize int64   `json:"sqlite_bytes,omitempty"`
+	DevicesListMs float64 `json:"devices_list_ms"`
+	// MetricsScrapeMs is how long GET /metrics took for the whole fleet,
+	// once the fleet was as the admin API showed it.
+	MetricsScrapeMs float64 `json:"metrics_scrape_ms"`
+	SQLiteFileSize  int64   `json:"sqlite_bytes,omitempty"`
 }
 
 // Round is one change of every device's captures.
@@ -316,6 +319,9 @@ steady:
 	if res.DevicesListMs, err = checkDevices(ctx, c, agents, gens); err != nil {
 		return res, errors.Join(err, c.exited())
 	}
+	if res.MetricsScrapeMs, err = checkMetrics(ctx, c, len(agents)); err != nil {
+		return res, errors.Join(err, c.exited())
+	}
 
 	// 4. Heartbeat burst.
 	cfg.Logf("heartbeat burst: %d senders for %s", cfg.BurstSenders, cfg.Burst)
@@ -444,6 +450,31 @@ func checkDevices(ctx context.Context, c *consoleProc, agents []*simAgent, gens 
 		return 0, fmt.Errorf("console load: the admin API does not show the fleet as its agents run it: %s: %w", last, err)
 	}
 	return took, nil
+}
+
+// checkMetrics checks that the console's /metrics counts the fleet as
+// checkDevices saw it: every device online, at its generation, both
+// captures running. It returns how long the scrape took (ms).
+func checkMetrics(ctx context.Context, c *consoleProc, agents int) (float64, error) {
+	got, took, err := c.scrape(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("console load: %w", err)
+	}
+	for name, want := range map[string]float64{
+		"ringtap_console_store_up":                     1,
+		`ringtap_console_devices{state="online"}`:      float64(agents),
+		`ringtap_console_devices{state="stale"}`:       0,
+		"ringtap_console_devices_config_behind":        0,
+		`ringtap_console_captures{state="running"}`:    float64(2 * agents),
+		`ringtap_console_captures{state="failed"}`:     0,
+		"ringtap_console_devices_with_errors":          0,
+		"ringtap_console_devices_needing_reenrollment": 0,
+	} {
+		if v, ok := got[name]; !ok || v != want {
+			return 0, fmt.Errorf("console load: /metrics has %s = %v (present %v), want %v", name, v, ok, want)
+		}
+	}
+	return ms(took), nil
 }
 
 // burst sends heartbeats back to back from cfg.BurstSenders goroutines,

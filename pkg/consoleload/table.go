@@ -14,8 +14,8 @@ func WriteTable(w io.Writer, rs []*Result) {
 			r.SteadyHBPerSec, r.Steady.ConsoleCores, r.Steady.ConsoleRSSMiB, dbCol(r, "%.3f", r.Steady.DBCores), dbCol(r, "%.0f", r.Steady.DBPssMiB))
 	}
 	fmt.Fprintln(w)
-	fmt.Fprintln(w, "| store | rounds | PUTs /s | PUT p50 / p99 (ms) | change → agent p50 / p99 / max (ms) | whole fleet p50 / max (ms) | console CPU per change (ms) | database CPU per change (ms) | GET /devices (ms) |")
-	fmt.Fprintln(w, "|---|--:|--:|--:|--:|--:|--:|--:|--:|")
+	fmt.Fprintln(w, "| store | rounds | PUTs /s | PUT p50 / p99 (ms) | change → agent p50 / p99 / max (ms) | whole fleet p50 / max (ms) | console CPU per change (ms) | database CPU per change (ms) | GET /devices (ms) | GET /metrics (ms) |")
+	fmt.Fprintln(w, "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
 	for _, r := range rs {
 		n := float64(len(r.Rounds) * r.Config.Agents)
 		var put, p50, p99 float64
@@ -25,9 +25,9 @@ func WriteTable(w io.Writer, rs []*Result) {
 			p99 += rd.PutP99ms
 		}
 		k := float64(len(r.Rounds))
-		fmt.Fprintf(w, "| %s | %d | %.0f | %.1f / %.1f | %.0f / %.0f / %.0f | %.0f / %.0f | %.2f | %s | %.0f |\n", storeName(r), len(r.Rounds),
+		fmt.Fprintf(w, "| %s | %d | %.0f | %.1f / %.1f | %.0f / %.0f / %.0f | %.0f / %.0f | %.2f | %s | %.0f | %.0f |\n", storeName(r), len(r.Rounds),
 			put/k, p50/k, p99/k, r.ChangeP50ms, r.ChangeP99ms, r.ChangeMaxms, r.FleetP50ms, r.FleetMaxms,
-			r.Changes.ConsoleCPUSec/n*1e3, dbCol(r, "%.2f", r.Changes.DBCPUSec/n*1e3), r.DevicesListMs)
+			r.Changes.ConsoleCPUSec/n*1e3, dbCol(r, "%.2f", r.Changes.DBCPUSec/n*1e3), r.DevicesListMs, r.MetricsScrapeMs)
 	}
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "| store | senders | heartbeats /s | p50 / p99 (ms) | console CPU (cores) | console CPU per heartbeat (µs) | database CPU (cores) | console peak RSS (MiB) |")
