@@ -107,3 +107,28 @@ func waitFor(t *testing.T, want uint64, timeout time.Duration, f func() (uint64,
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+// waitArrived waits until B's XDP counter has seen the sent frames, less
+// those that p.A's veth dropped since droppedBefore (its tx_dropped), and
+// returns what B saw. Unpaced on a loaded machine or under TCG, B's NAPI
+// falls behind and its ring fills: the veth drops what it cannot queue
+// and counts it, so a frame is lost only if neither side counted it.
+// With retries, restarted calls may add frames, so B may see more.
+func waitArrived(t *testing.T, p *testbed.Pair, xdp *XDPCounter, res Result, droppedBefore uint64) uint64 {
+	t.Helper()
+	got := waitFor(t, res.Sent, 2*time.Second, xdp.Packets)
+	dropped, err := CountTxDropped(p.A)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dropped -= droppedBefore
+	switch {
+	case got+dropped < res.Sent:
+		t.Errorf("B saw %d frames and A's veth dropped %d, sender sent %d: %d lost uncounted", got, dropped, res.Sent, res.Sent-got-dropped)
+	case got+dropped > res.Sent && res.Retries == 0:
+		t.Errorf("B saw %d frames and A's veth dropped %d, sender sent %d with no retries", got, dropped, res.Sent)
+	case dropped > 0:
+		t.Logf("B saw %d frames, A's veth dropped %d (B's ring was full), sender sent %d", got, dropped, res.Sent)
+	}
+	return got
+}
