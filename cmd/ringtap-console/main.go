@@ -4,6 +4,7 @@
 //
 //	ringtap-console init --data DIR [--db URL] [--json]
 //	ringtap-console serve --data DIR [--agent-listen ADDR] [--admin-listen ADDR] [--db URL] [--hosts NAME,IP,...]
+//	ringtap-console token create|list|revoke --data DIR [--db URL] ...
 //	ringtap-console job run --console URL --token T --ca-fingerprint FP --device D --interface I [-w FILE|-] [EXPRESSION...]
 //	ringtap-console job list|show ID|cancel ID
 //	ringtap-console version
@@ -37,6 +38,7 @@ const usage = `usage: ringtap-console <command> [flags]
 commands:
   init      create the data directory, the console's CA and an admin token
   serve     serve the agent API and the admin API with the web page
+  token     admin tokens: create, list, revoke (offline, or with PostgreSQL)
   job       capture jobs: run one and follow its live stream, list, show, cancel
   version   print the version
 
@@ -53,6 +55,8 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return runInit(args[1:], stdout, stderr)
 	case "serve":
 		return runServe(args[1:], stdout, stderr)
+	case "token":
+		return runToken(args[1:], stdout, stderr)
 	case "job":
 		return runJob(args[1:], stdout, stderr)
 	case "version", "--version", "-version":

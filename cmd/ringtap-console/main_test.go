@@ -68,6 +68,14 @@ func TestUsageErrors(t *testing.T) {
 		{"bad --db", []string{"serve", "--data", "/nonexistent", "--db", "mysql://x"}},
 		{"bad --log-level", []string{"serve", "--data", "/nonexistent", "--log-level", "loud"}},
 		{"empty --hosts", []string{"serve", "--data", "/nonexistent", "--hosts", ","}},
+		{"token without a command", []string{"token"}},
+		{"token unknown command", []string{"token", "rotate"}},
+		{"token create without --name", []string{"token", "create", "--data", "/nonexistent"}},
+		{"token create with a control character", []string{"token", "create", "--data", "/nonexistent", "--name", "a\tb"}},
+		{"token list with --name", []string{"token", "list", "--data", "/nonexistent", "--name", "x"}},
+		{"token revoke without an id", []string{"token", "revoke", "--data", "/nonexistent"}},
+		{"token list without --data", []string{"token", "list"}},
+		{"token list bad --db", []string{"token", "list", "--data", "/nonexistent", "--db", "mysql://x"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -2,7 +2,6 @@ package console
 
 import (
 	"context"
-	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
 	"errors"
@@ -30,6 +29,9 @@ func (s *Server) adminHandler() http.Handler {
 	api := http.NewServeMux()
 	api.HandleFunc("POST /api/v1/install-keys", s.createInstallKey)
 	api.HandleFunc("GET /api/v1/install-keys", s.listInstallKeys)
+	api.HandleFunc("POST /api/v1/admin-tokens", s.createAdminToken)
+	api.HandleFunc("GET /api/v1/admin-tokens", s.listAdminTokens)
+	api.HandleFunc("DELETE /api/v1/admin-tokens/{id}", s.deleteAdminToken)
 	api.HandleFunc("GET /api/v1/devices", s.listDevices)
 	api.HandleFunc("GET /api/v1/devices/{id}", s.getDevice)
 	api.HandleFunc("GET /api/v1/devices/{id}/captures", s.getCaptures)
@@ -132,8 +134,8 @@ func (s *Server) createInstallKey(w http.ResponseWriter, r *http.Request) {
 	})
 }
 
-// keyID names an install key in lists and logs: the start of its hash.
-func keyID(h store.Hash) string { return hex.EncodeToString(h[:6]) }
+// keyID names an install key or admin token in lists and logs.
+func keyID(h store.Hash) string { return h.ID() }
 
 func (s *Server) listInstallKeys(w http.ResponseWriter, r *http.Request) {
 	keys, err := s.cfg.Store.ListInstallKeys(r.Context())

@@ -14,8 +14,7 @@ import (
 // in `Authorization: Bearer ...`; else it answers 401 and reads nothing.
 func (s *Server) requireAdmin(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-		token = strings.TrimSpace(token)
+		token, ok := bearerToken(r)
 		w.Header().Set("WWW-Authenticate", `Bearer realm="ringtap console"`)
 		switch {
 		case !ok || token == "":
@@ -28,7 +27,7 @@ func (s *Server) requireAdmin(h http.Handler) http.Handler {
 		err := s.cfg.Store.CheckAdminToken(r.Context(), store.HashSecret(token))
 		switch {
 		case errors.Is(err, store.ErrNotFound):
-			writeError(w, http.StatusUnauthorized, "unknown admin token: use the token `ringtap-console init` printed for this console")
+			writeError(w, http.StatusUnauthorized, "unknown admin token: use a token of this console (`ringtap-console init` printed the first; deleted tokens are refused)")
 			return
 		case err != nil:
 			s.log.Error("check admin token", "err", err)
@@ -38,6 +37,21 @@ func (s *Server) requireAdmin(h http.Handler) http.Handler {
 		w.Header().Del("WWW-Authenticate")
 		h.ServeHTTP(w, r)
 	})
+}
+
+// bearerToken is the token of `Authorization: Bearer ...`.
+func bearerToken(r *http.Request) (string, bool) {
+	token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	return strings.TrimSpace(token), ok
+}
+
+// callerToken is the hash of the admin token a request that requireAdmin
+// let through carries. (It is read again from the header rather than
+// passed in the request's context: a request copied for that would hide
+// the route the ServeMux records on it from the metrics wrapper.)
+func callerToken(r *http.Request) store.Hash {
+	token, _ := bearerToken(r)
+	return store.HashSecret(token)
 }
 
 // device is the caller of an agent endpoint, as its client certificate

@@ -12,7 +12,10 @@
 //     that names a device, so a device can only read its own desired
 //     config and write its own status.
 //   - Every admin endpoint requires `Authorization: Bearer <admin token>`
-//     (401 without, or with a token the store does not know).
+//     (401 without, or with a token the store does not know). Tokens are
+//     created, listed and deleted through /api/v1/admin-tokens; a deleted
+//     token is refused from the next request on, and the store never
+//     deletes its last token (409), even with two deletes at once.
 //   - Request bodies are JSON objects of at most MaxBodySize bytes (413
 //     above), with no unknown fields and nothing after the object (400).
 //     A refused request changes nothing in the store.

@@ -319,6 +319,7 @@ type snapshot struct {
 	Configs  map[string]store.DesiredConfig
 	Statuses map[string]string
 	Certs    map[string]store.Certificate
+	Tokens   []store.AdminToken
 }
 
 // snapshotAt is fixed so that derived states compare equal.
@@ -335,7 +336,11 @@ func mustSnapshot(t *testing.T, st store.Store) snapshot {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := snapshot{Devices: devs, Keys: keys, Configs: map[string]store.DesiredConfig{}, Statuses: map[string]string{}, Certs: map[string]store.Certificate{}}
+	tokens, err := st.ListAdminTokens(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := snapshot{Devices: devs, Keys: keys, Configs: map[string]store.DesiredConfig{}, Statuses: map[string]string{}, Certs: map[string]store.Certificate{}, Tokens: tokens}
 	for _, d := range devs {
 		c, err := st.GetCaptures(ctx, d.ID)
 		if err != nil {

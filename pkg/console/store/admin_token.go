@@ -9,3 +9,16 @@ type AdminToken struct {
 	Name      string
 	CreatedAt time.Time
 }
+
+// TokensWithID returns the tokens of ts whose Hash.ID is id: one, or none,
+// or (48 bits of two hashes alike) more, which callers refuse rather than
+// guess between.
+func TokensWithID(ts []AdminToken, id string) []AdminToken {
+	var match []AdminToken
+	for _, t := range ts {
+		if t.Hash.ID() == id {
+			match = append(match, t)
+		}
+	}
+	return match
+}

@@ -28,6 +28,9 @@ var (
 	// ErrStaleGeneration is a PutCaptures whose expected generation is not
 	// the current one: someone else changed the config first.
 	ErrStaleGeneration = errors.New("stale generation")
+	// ErrLastToken is a delete of the only admin token left: the admin
+	// API would have no way in.
+	ErrLastToken = errors.New("the last admin token")
 	// ErrSchemaTooNew is a database migrated by a newer console than this
 	// binary.
 	ErrSchemaTooNew = errors.New("schema too new")

@@ -22,6 +22,11 @@ func (h Hash) IsZero() bool { return h == Hash{} }
 // secret.
 func (h Hash) String() string { return hex.EncodeToString(h[:]) }
 
+// ID names the secret in lists, logs and API paths: the first 12 hex
+// digits of its hash (48 bits), which tell a console's few keys and
+// tokens apart and reveal nothing of the secret.
+func (h Hash) ID() string { return hex.EncodeToString(h[:6]) }
+
 var idEncoding = base32.StdEncoding.WithPadding(base32.NoPadding)
 
 // NewID returns a random id for a device: 26 characters of lowercase

@@ -114,4 +114,10 @@ type AdminTokens interface {
 	// CheckAdminToken returns nil when a token has this hash, ErrNotFound
 	// when none has.
 	CheckAdminToken(ctx context.Context, hash Hash) error
+	// ListAdminTokens returns every admin token, oldest first.
+	ListAdminTokens(ctx context.Context) ([]AdminToken, error)
+	// DeleteAdminToken deletes the token with this hash: ErrNotFound when
+	// none has it, ErrLastToken (and nothing deleted) when it is the only
+	// one. Two deletes at once cannot leave the store without a token.
+	DeleteAdminToken(ctx context.Context, hash Hash) error
 }

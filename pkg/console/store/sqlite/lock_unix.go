@@ -20,7 +20,7 @@ func lockFile(path string) (*os.File, error) {
 	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
 		f.Close()
 		if errors.Is(err, unix.EWOULDBLOCK) {
-			return nil, fmt.Errorf("sqlite database is in use by another ringtap-console (%s is locked): stop that console or give it another data directory", path)
+			return nil, fmt.Errorf("%w (%s is locked): stop that console or give it another data directory", ErrInUse, path)
 		}
 		return nil, fmt.Errorf("lock sqlite database %s: %w", path, err)
 	}

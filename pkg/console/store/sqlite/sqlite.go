@@ -42,6 +42,10 @@ type Store struct {
 
 var _ store.Store = (*Store)(nil)
 
+// ErrInUse is a database file another process (a serving console) holds
+// open: one process per file.
+var ErrInUse = errors.New("sqlite database is in use by another ringtap-console")
+
 // Open opens the database file at path, creating it (mode 0600) when
 // missing, and migrates it to the schema this binary knows.
 func Open(ctx context.Context, path string, opts store.Options) (*Store, error) {

@@ -23,6 +23,13 @@ func testSharedConsumeRace(t *testing.T, a, b store.Store) {
 	t.Run("one public key", func(t *testing.T) { mustRace(t, []store.Store{a, b}, true) })
 }
 
+// testSharedTokensRace: deletes of the last tokens through both consoles
+// at once leave one.
+func testSharedTokensRace(t *testing.T, a, b store.Store) {
+	mustNoError(t, a.CreateAdminToken(t.Context(), store.AdminToken{Hash: store.HashSecret(store.NewSecret()), Name: "first", CreatedAt: t0}), "create a token")
+	mustDeleteTokensRace(t, []store.Store{a, b})
+}
+
 func testSharedStaleGeneration(t *testing.T, a, b store.Store) {
 	mustCapturesRace(t, []store.Store{a, b})
 }

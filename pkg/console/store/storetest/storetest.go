@@ -93,6 +93,7 @@ func RunShared(t *testing.T, open OpenShared) {
 		{"RevokeWakesOtherConsole", testSharedRevoke},
 		{"ConsumeRace", testSharedConsumeRace},
 		{"StaleGeneration", testSharedStaleGeneration},
+		{"TokensRace", testSharedTokensRace},
 		{"JobsWakeOtherConsole", testSharedJobsWake},
 		{"ClaimRace", testSharedClaimRace},
 		{"EndRunsRace", testSharedEndRunsRace},

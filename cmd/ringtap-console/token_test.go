@@ -1,0 +1,104 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/ringtap/ringtap/pkg/console"
+	"github.com/ringtap/ringtap/pkg/console/pki"
+	"github.com/ringtap/ringtap/pkg/console/store"
+)
+
+// runOK runs the command and returns its standard output.
+func runOK(t *testing.T, args ...string) []byte {
+	t.Helper()
+	var out, errb bytes.Buffer
+	if err := run(args, &out, &errb); err != nil {
+		t.Fatalf("%q: %v (%s)", args, err, errb.String())
+	}
+	return out.Bytes()
+}
+
+func runErr(t *testing.T, want string, args ...string) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	err := run(args, &out, &errb)
+	if err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("%q: %v, want an error saying %q", args, err, want)
+	}
+}
+
+func mustListTokens(t *testing.T, dir string) []tokenView {
+	t.Helper()
+	var l struct {
+		AdminTokens []tokenView `json:"admin_tokens"`
+	}
+	if err := json.Unmarshal(runOK(t, "token", "list", "--data", dir, "--json"), &l); err != nil {
+		t.Fatal(err)
+	}
+	return l.AdminTokens
+}
+
+// The token commands rotate the admin token on a stopped console: create
+// a successor, revoke the first; the last is never revoked, and the store
+// checks exactly the tokens the commands left.
+func TestTokenCommands(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "console")
+	var first initResult
+	if err := json.Unmarshal(runOK(t, "init", "--data", dir, "--json"), &first); err != nil {
+		t.Fatal(err)
+	}
+	l := mustListTokens(t, dir)
+	if len(l) != 1 || l[0].Name != "init" || l[0].ID != store.HashSecret(first.AdminToken).ID() {
+		t.Fatalf("tokens after init: %+v", l)
+	}
+	var second tokenCreated
+	if err := json.Unmarshal(runOK(t, "token", "create", "--data", dir, "--name", "ci", "--json"), &second); err != nil {
+		t.Fatal(err)
+	}
+	if !pki.ValidAdminToken(second.Token) || second.Name != "ci" || second.ID != store.HashSecret(second.Token).ID() {
+		t.Fatalf("created %+v", second)
+	}
+	out := string(runOK(t, "token", "list", "--data", dir))
+	if !strings.Contains(out, l[0].ID) || !strings.Contains(out, second.ID) || strings.Contains(out, second.Token) {
+		t.Errorf("token list:\n%s", out)
+	}
+
+	runErr(t, "no admin token has id", "token", "revoke", "--data", dir, "000000000000")
+	out = string(runOK(t, "token", "revoke", "--data", dir, l[0].ID))
+	if !strings.Contains(out, "revoked") {
+		t.Errorf("revoke said %q", out)
+	}
+	runErr(t, "is the last one: create its successor first", "token", "revoke", "--data", dir, second.ID)
+	if l := mustListTokens(t, dir); len(l) != 1 || l[0].ID != second.ID {
+		t.Errorf("tokens after the rotation: %+v", l)
+	}
+
+	st, err := console.OpenStore(context.Background(), dir, "", store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.CheckAdminToken(context.Background(), store.HashSecret(second.Token)); err != nil {
+		t.Errorf("the created token: %v", err)
+	}
+	if err := st.CheckAdminToken(context.Background(), store.HashSecret(first.AdminToken)); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("the revoked token: %v, want not found", err)
+	}
+	// A serving console holds the SQLite database: the commands say to
+	// use its API instead.
+	runErr(t, "manage tokens through its admin API", "token", "list", "--data", dir)
+	st.Close()
+
+	// A directory that is no console's is left alone.
+	other := t.TempDir()
+	runErr(t, "holds no console database", "token", "create", "--data", other, "--name", "x")
+	if ents, _ := os.ReadDir(other); len(ents) != 0 {
+		t.Errorf("token create in a stranger directory left %v", ents)
+	}
+}
