@@ -51,6 +51,11 @@
 //     the reason of a failure, Cancel (asked first; a 409 shows in the
 //     banner), a Download of each result, and for a running run the
 //     curl | wireshark command of its live stream, to copy.
+//   - Admin tokens (#/tokens): each token's name, id and age, the tab's own
+//     marked. Create one by name: it is shown once, to copy or to switch
+//     the tab to ("Use in this tab"). Delete asks first; the last token's
+//     Delete is disabled with the reason, and deleting the tab's own token
+//     signs the tab out with a sentence saying so.
 //   - An API error is shown as one sentence in a banner.
 //
 // # Security

@@ -8,6 +8,7 @@ import { deviceView } from "./device.js";
 import { jobsView } from "./jobs.js";
 import { jobView } from "./job.js";
 import { jobFormView } from "./job_form.js";
+import { tokensView } from "./tokens.js";
 import { initKeyDialog, openKeyDialog } from "./key_dialog.js";
 import { initCaptureDialog } from "./capture_dialog.js";
 import { ago } from "./format.js";
@@ -82,12 +83,14 @@ function signout() {
 }
 
 // routes are the views by fragment: #/ for the devices, #/devices/ID for
-// one device, #/jobs, #/jobs/new[?devices=ID,ID|?from=JOB] and #/jobs/ID.
+// one device, #/jobs, #/jobs/new[?devices=ID,ID|?from=JOB], #/jobs/ID and
+// #/tokens.
 const routes = [
   [/^#\/devices\/([^/?]+)$/, "devices", (root, m) => deviceView(root, decodeURIComponent(m[1]))],
   [/^#\/jobs\/new(?:\?(.*))?$/, "jobs", (root, m) => jobFormView(root, new URLSearchParams(m[1] || ""))],
   [/^#\/jobs\/(\d+)$/, "jobs", (root, m) => jobView(root, Number(m[1]))],
   [/^#\/jobs\/?$/, "jobs", (root) => jobsView(root)],
+  [/^#\/tokens\/?$/, "tokens", (root) => tokensView(root)],
 ];
 
 // route mounts the view the fragment names.
@@ -115,6 +118,7 @@ function route() {
   }
   $("nav-devices").toggleAttribute("aria-current", section === "devices");
   $("nav-jobs").toggleAttribute("aria-current", section === "jobs");
+  $("nav-tokens").toggleAttribute("aria-current", section === "tokens");
   refreshNow();
 }
 
@@ -187,6 +191,13 @@ function start() {
   $("signout").addEventListener("click", signout);
   $("new-key").addEventListener("click", () => openKeyDialog());
   onUnauthorized((msg) => showSignin(msg));
+  // A view that ended this tab's session (it deleted the tab's own token).
+  window.addEventListener("ringtap:signedout", (e) => {
+    clearToken();
+    showSignin("");
+    $("signin-error").textContent = e.detail;
+    $("signin-error").classList.add("ok");
+  });
   window.addEventListener("hashchange", route);
   // A view that changed something asks for a refresh now with this event.
   window.addEventListener("ringtap:refresh", () => {
