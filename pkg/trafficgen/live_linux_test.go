@@ -211,20 +211,24 @@ func TestXDPCounterClose(t *testing.T) {
 // CPU, and live frames are received on the sending CPU); a CPU that does
 // not exist is an error, not a silent unpinned run.
 func TestLiveSenderPinned(t *testing.T) {
-	_, xdp, s := livePair(t, AttachDrop, udpTo)
+	p, xdp, s := livePair(t, AttachDrop, udpTo)
 	cpu := runtime.NumCPU() - 1
 	s.CPU = cpu
+	dropped0, err := CountTxDropped(p.A)
+	if err != nil {
+		t.Fatal(err)
+	}
 	res, err := s.Run(context.Background(), 10_000, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, res.Sent, 2*time.Second, xdp.Packets)
+	got := waitArrived(t, p, xdp, res, dropped0)
 	var perCPU []uint64
 	if err := xdp.counter.Lookup(uint32(0), &perCPU); err != nil {
 		t.Fatal(err)
 	}
-	if perCPU[cpu] < res.Sent {
-		t.Errorf("CPU %d received %d of %d frames (per CPU: %v)", cpu, perCPU[cpu], res.Sent, perCPU)
+	if perCPU[cpu] != got {
+		t.Errorf("CPU %d received %d of the %d frames B saw (per CPU: %v)", cpu, perCPU[cpu], got, perCPU)
 	}
 	s.CPU = 1 << 12
 	if _, err := s.Run(context.Background(), 1, 0); err == nil {
