@@ -87,6 +87,7 @@ func runToken(args []string, stdout, stderr io.Writer) error {
 	if *db != "" && !console.IsPostgres(*db) {
 		return fmt.Errorf("%w: %w", errUsage, console.ErrBadDB)
 	}
+	*name = strings.TrimSpace(*name)
 	if verb == "create" {
 		if err := console.ValidTokenName(*name); err != nil {
 			return fmt.Errorf("%w: --%w", errUsage, err)

@@ -61,6 +61,7 @@ func (s *Server) createAdminToken(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "%v", err)
 		return
 	}
+	req.Name = strings.TrimSpace(req.Name)
 	if err := ValidTokenName(req.Name); err != nil {
 		writeError(w, http.StatusBadRequest, "%v", err)
 		return

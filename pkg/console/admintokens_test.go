@@ -66,7 +66,7 @@ func TestAdminTokenRotation(t *testing.T) {
 		}
 
 		var created adminTokenResponse
-		c.mustDo(http.StatusCreated, "POST", "/api/v1/admin-tokens", map[string]string{"name": "ci"}, &created)
+		c.mustDo(http.StatusCreated, "POST", "/api/v1/admin-tokens", map[string]string{"name": "  ci "}, &created) // stored trimmed
 		if !strings.HasPrefix(created.Token, "rta_") || created.Name != "ci" || created.Current || !tokenIDPattern.MatchString(created.ID) || created.CreatedAt.IsZero() {
 			t.Fatalf("created %+v", created)
 		}
