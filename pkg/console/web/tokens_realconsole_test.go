@@ -30,7 +30,9 @@ func TestRealConsoleTokens(t *testing.T) {
 		chromedp.WaitVisible(chromedp.CSS("table.tokens tbody tr")),
 	)
 	first := store.HashSecret(rc.token).ID()
-	row := func(id string) string { return fmt.Sprintf(`document.querySelector('table.tokens tr[data-key=%q]')`, id) }
+	row := func(id string) string {
+		return fmt.Sprintf(`document.querySelector('table.tokens tr[data-key=%q]')`, id)
+	}
 	mine := func(id string) string { return row(id) + `.querySelector(".badge").checkVisibility()` }
 	deleteBtn := func(id string) string { return fmt.Sprintf(`table.tokens tr[data-key=%q] button.delete`, id) }
 	if !eval[bool](tb, `document.querySelector("#nav-tokens").hasAttribute("aria-current")`) {
