@@ -24,7 +24,7 @@ import (
 // its output.
 var (
 	metricRequests = metricFamily{"ringtap_console_requests_total", "counter", "listener, route, code",
-		"Requests answered, by listener (agent, admin), route (the endpoint's pattern, such as `POST /api/v1/agent/heartbeat`; `unmatched` for none) and status code."}
+		"Requests answered, by listener (agent, admin), route (the endpoint's pattern, such as `POST /api/v1/agent/heartbeat`; `unmatched` for none) and status code (500 for a handler that failed before answering)."}
 	metricRequestSeconds = metricFamily{"ringtap_console_request_duration_seconds", "histogram", "listener, route",
 		"Time from a request's headers to the end of its answer. Long polls (`GET /api/v1/agent/config`) last up to their wait."}
 	metricInFlight = metricFamily{"ringtap_console_requests_in_flight", "gauge", "listener",
@@ -131,9 +131,21 @@ func (m *serverMetrics) instrument(listener int, h http.Handler) http.Handler {
 				route = "unmatched"
 			}
 			code := sw.code
-			if code == 0 {
+			// A handler that panicked before answering leaves the client a
+			// closed connection: count it as the server error it is, then let
+			// net/http log it and close the connection as it would.
+			p := recover()
+			switch {
+			case code == 0 && p != nil:
+				code = http.StatusInternalServerError
+			case code == 0:
 				code = http.StatusOK
 			}
+			defer func() {
+				if p != nil {
+					panic(p)
+				}
+			}()
 			labels := fmt.Sprintf(`listener=%q,route=%q`, name, route)
 			m.requests.GetOrCreateCounter(`ringtap_console_requests_total{` + labels + `,code="` + strconv.Itoa(code) + `"}`).Inc()
 			m.durations.GetOrCreatePrometheusHistogramExt(`ringtap_console_request_duration_seconds{`+labels+`}`, requestBuckets).UpdateDuration(start)

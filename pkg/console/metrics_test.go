@@ -2,7 +2,9 @@ package console
 
 import (
 	"io"
+	"log"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"sort"
 	"strings"
@@ -249,5 +251,46 @@ func mustEventually(t *testing.T, what string, cond func() (bool, string)) {
 			t.Fatalf("timed out waiting for %s; last:\n%s", what, last)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// A handler that panics before answering is counted as a 500 (the client
+// sees its connection closed), and the panic still reaches net/http,
+// which closes the connection; one that panics after answering keeps the
+// code it sent.
+func TestInstrumentPanic(t *testing.T) {
+	m := newServerMetrics()
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /boom", func(http.ResponseWriter, *http.Request) { panic("boom") })
+	mux.HandleFunc("GET /late", func(w http.ResponseWriter, _ *http.Request) {
+		w.WriteHeader(http.StatusAccepted)
+		panic(http.ErrAbortHandler)
+	})
+	srv := httptest.NewUnstartedServer(m.instrument(listenerAdmin, mux))
+	srv.Config.ErrorLog = log.New(io.Discard, "", 0)
+	srv.Start()
+	defer srv.Close()
+	for _, path := range []string{"/boom", "/late"} {
+		resp, err := srv.Client().Get(srv.URL + path)
+		if err == nil {
+			_, err = io.ReadAll(resp.Body)
+			resp.Body.Close()
+		}
+		if path == "/boom" && err == nil {
+			t.Errorf("GET %s answered %d; want the connection closed", path, resp.StatusCode)
+		}
+	}
+	var b strings.Builder
+	m.requests.WritePrometheus(&b)
+	for _, want := range []string{
+		`ringtap_console_requests_total{listener="admin",route="GET /boom",code="500"} 1`,
+		`ringtap_console_requests_total{listener="admin",route="GET /late",code="202"} 1`,
+	} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("counters lack %s:\n%s", want, b.String())
+		}
+	}
+	if n := m.inFlight[listenerAdmin].Load(); n != 0 {
+		t.Errorf("%d requests in flight after both ended", n)
 	}
 }
