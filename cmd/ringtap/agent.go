@@ -280,7 +280,7 @@ func serveEnrolled(r agentRun, certs *certmgr.Manager) error {
 	running := cfg
 	jobsDir := cfg.Jobs.DirIn(r.stateDir)
 	jobs, err := jobrunner.New(jobrunner.Options{
-		ConsoleURL: certs.ConsoleURL(), TLSConfig: certs.TLSConfig(), Capture: jobrunner.Manager(mgr),
+		ConsoleURL: certs.ConsoleURL(), Transport: certs.Transport, Capture: jobrunner.Manager(mgr),
 		Dir: jobsDir, Limits: cfg.Jobs, Host: host, Application: "ringtap " + version, Logger: log,
 		Export: func() *config.Export {
 			mu.Lock()
@@ -293,7 +293,7 @@ func serveEnrolled(r agentRun, certs *certmgr.Manager) error {
 		return err
 	}
 	poll, err := poller.New(poller.Options{
-		ConsoleURL: certs.ConsoleURL(), TLSConfig: certs.TLSConfig(), StateDir: r.stateDir,
+		ConsoleURL: certs.ConsoleURL(), Transport: certs.Transport, Enrolled: certs.Enrolled, StateDir: r.stateDir,
 		Manager: mgr, Jobs: jobs, Base: base, BaseSource: r.path, ConfigOptions: []config.Option{config.WithCPUs(cpus)},
 		Application: "ringtap " + version,
 		Interfaces: func() []string {

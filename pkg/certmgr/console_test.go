@@ -187,6 +187,9 @@ func (fc *fakeConsole) handler() http.Handler {
 		writeJSON(w, RenewResponse{Certificate: string(pki.EncodeCertPEM(cert))})
 	})
 	mux.HandleFunc("GET /whoami", func(w http.ResponseWriter, r *http.Request) {
+		if d, err := time.ParseDuration(r.URL.Query().Get("wait")); err == nil {
+			time.Sleep(d) // an answer in flight while the agent changes
+		}
 		id, leaf, err := pki.DeviceFromConn(r.TLS, time.Now())
 		if err != nil {
 			writeError(w, http.StatusUnauthorized, err)

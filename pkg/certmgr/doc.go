@@ -48,7 +48,15 @@
 // a revoked device). A certificate that expired
 // while the agent was down is not fatal: New succeeds, the Manager logs
 // once that `ringtap agent enroll` must be run, presents no certificate,
-// and watches the state directory for a new enrollment, which it then
-// uses without a restart. The rest of the agent keeps capturing with its
-// last config.
+// and watches the state directory (every 2 s) for a new enrollment, which
+// it then uses without a restart. The rest of the agent keeps capturing
+// with its last config.
+//
+// Connections. A kept-alive TLS connection presents the certificate of
+// its handshake: fine across a renewal, wrong after a new enrollment (a
+// connection made while the certificate was expired presents none). The
+// agent's console clients therefore use Transport, which starts over with
+// fresh connections at its first request after a new enrollment and sends
+// again a request that was refused for the replaced certificate while in
+// flight; Enrolled lets a client that backs off try again at once.
 package certmgr

@@ -48,7 +48,7 @@ type Options struct {
 	RetryMin, RetryMax time.Duration
 	// ReloadInterval is how often the state directory is checked for a
 	// certificate written by someone else (`ringtap agent enroll` while
-	// the agent runs): 30s.
+	// the agent runs): 2s. A check is one stat of the certificate file.
 	ReloadInterval time.Duration
 	// RequestTimeout bounds one renewal request: 30s.
 	RequestTimeout time.Duration
@@ -103,6 +103,15 @@ type Manager struct {
 	renewals    uint64
 	failuresAll uint64
 	expiryShown bool // the re-enrollment message was logged for st.cert
+	// epoch counts the enrollments loaded from the state directory while
+	// running (not renewals): Transport starts over when it changes, and
+	// enrolled is closed (and replaced) then, to wake who waits on it.
+	epoch    uint64
+	enrolled chan struct{}
+	// movedFrom is the console URL the agent's components were started
+	// with, when a new enrollment names another one: they keep their URL
+	// until the agent restarts, and Status says so.
+	movedFrom string
 
 	client *http.Client
 }
@@ -132,7 +141,7 @@ func New(stateDir string, opts Options) (*Manager, error) {
 	}
 	opts.RetryMax = max(opts.RetryMax, opts.RetryMin)
 	if opts.ReloadInterval <= 0 {
-		opts.ReloadInterval = 30 * time.Second
+		opts.ReloadInterval = 2 * time.Second
 	}
 	if opts.RequestTimeout <= 0 {
 		opts.RequestTimeout = 30 * time.Second
@@ -141,7 +150,7 @@ func New(stateDir string, opts Options) (*Manager, error) {
 	if err != nil {
 		return nil, err
 	}
-	m := &Manager{dir: stateDir, opts: opts, log: opts.Logger}
+	m := &Manager{dir: stateDir, opts: opts, log: opts.Logger, enrolled: make(chan struct{})}
 	m.install(st, st.certMod)
 	m.client = newClient(m.TLSConfig())
 	m.checkExpiry()
@@ -261,6 +270,8 @@ func (m *Manager) Status() Status {
 	s.NeedsReenroll = s.Expired || m.refused
 	unready := m.obtained.Add(time.Duration(float64(m.st.cert.NotAfter.Sub(m.obtained)) * UnreadyFraction))
 	switch {
+	case m.movedFrom != "":
+		s.Reason = fmt.Sprintf("enrolled with the console at %s while running, but the agent still asks %s: restart it to reach the new one", m.st.console.URL, m.movedFrom)
 	case s.Expired:
 		s.Reason = fmt.Sprintf("client certificate expired at %s: %s", s.NotAfter.UTC().Format(time.RFC3339), reenrollHint)
 	case m.refused:
@@ -464,14 +475,49 @@ func (m *Manager) reloadIfChanged() {
 		return
 	}
 	caChanged := !st.ca.Equal(m.st.ca)
+	started := m.st.console.URL
+	if m.movedFrom != "" {
+		started = m.movedFrom
+	}
 	m.mu.Unlock()
 	m.install(st, st.certMod)
+	m.mu.Lock()
+	m.epoch++
+	close(m.enrolled)
+	m.enrolled = make(chan struct{})
+	m.movedFrom = ""
+	if st.console.URL != started {
+		m.movedFrom = started
+	}
+	moved := m.movedFrom
+	m.mu.Unlock()
 	m.client.CloseIdleConnections()
 	if caChanged { // enrolled with another console
 		m.client = newClient(m.TLSConfig())
 	}
 	m.log.Info("loaded a new enrollment from the state directory", "device_id", st.deviceID,
 		"console", st.console.URL, "not_after", st.cert.NotAfter)
+	if moved != "" {
+		m.log.Error("the new enrollment is with another console: restart the agent to reach it; until then it keeps asking the one it started with",
+			"console", st.console.URL, "started_with", moved)
+	}
+}
+
+// enrollmentEpoch counts the enrollments loaded while running.
+func (m *Manager) enrollmentEpoch() uint64 {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.epoch
+}
+
+// Enrolled returns a channel that is closed when a new enrollment is
+// loaded from the state directory: who backs off after the console
+// refused the old certificate can try again at once. Call it again for
+// the next one.
+func (m *Manager) Enrolled() <-chan struct{} {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.enrolled
 }
 
 // key returns the current private key (for tests).

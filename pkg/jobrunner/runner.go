@@ -26,8 +26,12 @@ type Options struct {
 	// ConsoleURL is https://host[:port] (certmgr.Manager.ConsoleURL).
 	ConsoleURL string
 	// TLSConfig is the client configuration for the console
-	// (certmgr.Manager.TLSConfig).
+	// (certmgr.Manager.TLSConfig), used when Transport is nil.
 	TLSConfig *tls.Config
+	// Transport, when set, makes the runner's RoundTripper from its
+	// settings (certmgr.Manager.Transport: fresh connections after a new
+	// enrollment); TLSConfig is then unused.
+	Transport func(template *http.Transport) http.RoundTripper
 	// Capture starts the runs' captures (Manager(pcapmgr.Manager)).
 	Capture Capturer
 	// Dir is the jobs directory (config.Jobs.DirIn(state dir)); created
@@ -91,7 +95,7 @@ func New(opts Options) (*Runner, error) {
 	if opts.Capture == nil {
 		return nil, errors.New("job runner: no pcap manager")
 	}
-	if opts.TLSConfig == nil {
+	if opts.TLSConfig == nil && opts.Transport == nil {
 		return nil, errors.New("job runner: no TLS configuration")
 	}
 	if opts.Dir == "" {
@@ -139,15 +143,20 @@ func New(opts Options) (*Runner, error) {
 	if err := r.SetLimits(opts.Limits); err != nil {
 		return nil, err
 	}
+	tr := &http.Transport{
+		TLSClientConfig:       opts.TLSConfig,
+		DialContext:           (&net.Dialer{Timeout: 15 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		TLSHandshakeTimeout:   15 * time.Second,
+		ResponseHeaderTimeout: opts.ChunkTimeout,
+		IdleConnTimeout:       90 * time.Second,
+		MaxIdleConnsPerHost:   8,
+	}
+	var rt http.RoundTripper = tr
+	if opts.Transport != nil {
+		rt = opts.Transport(tr)
+	}
 	r.client = &http.Client{
-		Transport: &http.Transport{
-			TLSClientConfig:       opts.TLSConfig,
-			DialContext:           (&net.Dialer{Timeout: 15 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
-			TLSHandshakeTimeout:   15 * time.Second,
-			ResponseHeaderTimeout: opts.ChunkTimeout,
-			IdleConnTimeout:       90 * time.Second,
-			MaxIdleConnsPerHost:   8,
-		},
+		Transport:     rt,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}
 	return r, nil

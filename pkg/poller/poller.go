@@ -42,8 +42,17 @@ type Options struct {
 	// ConsoleURL is https://host[:port] (certmgr.Manager.ConsoleURL).
 	ConsoleURL string
 	// TLSConfig is the client configuration for the console
-	// (certmgr.Manager.TLSConfig: pinned CA, current client certificate).
+	// (certmgr.Manager.TLSConfig: pinned CA, current client certificate),
+	// used when Transport is nil.
 	TLSConfig *tls.Config
+	// Transport, when set, makes the poller's RoundTripper from its
+	// settings (certmgr.Manager.Transport: fresh connections after a new
+	// enrollment); TLSConfig is then unused.
+	Transport func(template *http.Transport) http.RoundTripper
+	// Enrolled, when set, returns a channel closed at the next new
+	// enrollment (certmgr.Manager.Enrolled): a poller backing off after a
+	// refusal tries again at once.
+	Enrolled func() <-chan struct{}
 	// StateDir holds StateFile (the certificate manager's directory).
 	StateDir string
 	Manager  Manager
@@ -153,7 +162,7 @@ func New(opts Options) (*Poller, error) {
 	if opts.Manager == nil {
 		return nil, errors.New("poller: no pcap manager")
 	}
-	if opts.TLSConfig == nil {
+	if opts.TLSConfig == nil && opts.Transport == nil {
 		return nil, errors.New("poller: no TLS configuration")
 	}
 	if opts.StateDir == "" {
@@ -187,15 +196,20 @@ func New(opts Options) (*Poller, error) {
 		opts.Jitter = rand.Float64
 	}
 	p := &Poller{opts: opts, log: opts.Logger, base: u, seen: -1, kick: make(chan struct{}, 1)}
+	tr := &http.Transport{
+		TLSClientConfig:       opts.TLSConfig,
+		DialContext:           (&net.Dialer{Timeout: 15 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		TLSHandshakeTimeout:   15 * time.Second,
+		ResponseHeaderTimeout: opts.Wait + 30*time.Second,
+		IdleConnTimeout:       90 * time.Second,
+		MaxIdleConnsPerHost:   2,
+	}
+	var rt http.RoundTripper = tr
+	if opts.Transport != nil {
+		rt = opts.Transport(tr)
+	}
 	p.client = &http.Client{
-		Transport: &http.Transport{
-			TLSClientConfig:       opts.TLSConfig,
-			DialContext:           (&net.Dialer{Timeout: 15 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
-			TLSHandshakeTimeout:   15 * time.Second,
-			ResponseHeaderTimeout: opts.Wait + 30*time.Second,
-			IdleConnTimeout:       90 * time.Second,
-			MaxIdleConnsPerHost:   2,
-		},
+		Transport:     rt,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}
 	return p, nil
@@ -376,8 +390,18 @@ func (p *Poller) poll(ctx context.Context) {
 			t.Stop()
 			return
 		case <-t.C:
+		case <-p.enrolled(): // a new certificate: it may be accepted
+			t.Stop()
 		}
 	}
+}
+
+// enrolled is Options.Enrolled's channel, or nil (never ready).
+func (p *Poller) enrolled() <-chan struct{} {
+	if p.opts.Enrolled == nil {
+		return nil
+	}
+	return p.opts.Enrolled()
 }
 
 // errGarbage is an answer the poller cannot use at all: it backs off.

@@ -1005,3 +1005,36 @@ func TestEnrolledAgain(t *testing.T) {
 		t.Errorf("applied after the restart (-want +got):\n%s", diff)
 	}
 }
+
+// TestEnrolledWakesBackoff: a poller backing off for a minute after the
+// console refused it asks again at once when Enrolled says a new
+// enrollment was loaded.
+func TestEnrolledWakesBackoff(t *testing.T) {
+	fc := newFakeConsole(t)
+	fc.answer(http.StatusForbidden, `{"error":"device dev-1 is revoked"}`)
+	var mu sync.Mutex
+	enrolled := make(chan struct{})
+	tp := mustPoller(t, fc, "", Options{BackoffMin: time.Minute, BackoffMax: time.Minute,
+		Enrolled: func() <-chan struct{} {
+			mu.Lock()
+			defer mu.Unlock()
+			return enrolled
+		}})
+	tp.start()
+	mustEventually(t, "the refused poll", func() (bool, string) {
+		return tp.Status().Failures == 1, fmt.Sprint(tp.Status())
+	})
+	fc.set(1, "[]")
+	mu.Lock()
+	close(enrolled)
+	enrolled = make(chan struct{})
+	mu.Unlock()
+	woke := time.Now()
+	mustEventually(t, "generation 1 applied well before the minute of backoff", func() (bool, string) {
+		s := tp.Status()
+		return s.AppliedGeneration == 1 && s.Failures == 0, fmt.Sprint(s)
+	})
+	if d := time.Since(woke); d > 5*time.Second {
+		t.Errorf("applied %v after the new enrollment", d)
+	}
+}
