@@ -388,9 +388,7 @@ func TestConsoleReenrolledAgentTakesTheNewDevicesCaptures(t *testing.T) {
 	gen := b.con.mustPutCaptures(t, b.id, b.capture("dns", "udp port 53"))
 	ag := mustCEAgent(t, b.pair, cfg, b.state)
 	ag.mustWaitRunning(t, "dns", gen, 15*time.Second)
-	id2 := b.con.mustEnroll(t, b.pair, b.state)
-	ag.proc.mustStop(t)
-	ag = mustCEAgent(t, b.pair, cfg, b.state)
+	id2 := b.con.mustEnroll(t, b.pair, b.state) // while the agent runs
 	gen2 := b.con.mustPutCaptures(t, id2, b.capture("web", "udp port 80"))
 	ag.mustWaitStatus(t, 15*time.Second, fmt.Sprintf("device %s's generation %d (web only) running", id2, gen2), func(st ceStatus) bool {
 		return st.Certificate.DeviceID == id2 && st.capture("web").State == agent.CaptureRunning && st.capture("dns").Name == ""

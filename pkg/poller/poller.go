@@ -15,6 +15,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ringtap/ringtap/pkg/agent"
@@ -376,6 +377,9 @@ func (p *Poller) poll(ctx context.Context) {
 			p.contact() // 304
 			continue
 		}
+		if errors.Is(err, errReenrolled) {
+			continue
+		}
 		if err == nil {
 			// A config the validator rejects is an answer, not a
 			// failure: the next poll waits for a newer generation.
@@ -404,6 +408,10 @@ func (p *Poller) enrolled() <-chan struct{} {
 	return p.opts.Enrolled()
 }
 
+// errReenrolled is a long poll ended by a new enrollment: the poller asks
+// again at once, as the new device.
+var errReenrolled = errors.New("a new enrollment ended the long poll")
+
 // errGarbage is an answer the poller cannot use at all: it backs off.
 var errGarbage = errors.New("the console's answer is not a config")
 
@@ -424,6 +432,19 @@ func (p *Poller) fetch(ctx context.Context) (*Config, error) {
 	u.RawQuery = q.Encode()
 	rctx, cancel := context.WithTimeout(ctx, p.opts.Wait+30*time.Second)
 	defer cancel()
+	// A new enrollment ends the long poll: it waits for the old device's
+	// config, and the next one asks for the new device's.
+	var reenrolled atomic.Bool
+	if ch := p.enrolled(); ch != nil {
+		go func() {
+			select {
+			case <-ch:
+				reenrolled.Store(true)
+				cancel()
+			case <-rctx.Done():
+			}
+		}()
+	}
 	req, err := http.NewRequestWithContext(rctx, http.MethodGet, u.String(), nil)
 	if err != nil {
 		return nil, err
@@ -431,6 +452,9 @@ func (p *Poller) fetch(ctx context.Context) (*Config, error) {
 	req.Header.Set("Accept", "application/json")
 	resp, err := p.client.Do(req)
 	if err != nil {
+		if reenrolled.Load() {
+			return nil, errReenrolled
+		}
 		return nil, err
 	}
 	defer resp.Body.Close()

@@ -1006,6 +1006,42 @@ func TestEnrolledAgain(t *testing.T) {
 	}
 }
 
+// TestEnrolledEndsLongPoll: a long poll waits for the old device's next
+// config; a new enrollment ends it, and the poller asks again at once,
+// with no failure counted.
+func TestEnrolledEndsLongPoll(t *testing.T) {
+	fc := newFakeConsole(t)
+	fc.set(1, "[]")
+	var mu sync.Mutex
+	enrolled := make(chan struct{})
+	tp := mustPoller(t, fc, "", Options{Wait: 30 * time.Second,
+		Enrolled: func() <-chan struct{} {
+			mu.Lock()
+			defer mu.Unlock()
+			return enrolled
+		}})
+	tp.start()
+	mustEventually(t, "a long poll after generation 1", func() (bool, string) {
+		r := fc.configRequests()
+		return len(r) == 2, fmt.Sprint(r)
+	})
+	mu.Lock()
+	close(enrolled)
+	enrolled = make(chan struct{})
+	mu.Unlock()
+	woke := time.Now()
+	mustEventually(t, "the next poll", func() (bool, string) {
+		r := fc.configRequests()
+		return len(r) == 3, fmt.Sprint(r)
+	})
+	if d := time.Since(woke); d > 5*time.Second {
+		t.Errorf("the next poll came %v after the new enrollment, want at once", d)
+	}
+	if s := tp.Status(); s.Failures != 0 || s.LastError != "" || s.AppliedGeneration != 1 {
+		t.Errorf("status after the long poll ended: %+v", s)
+	}
+}
+
 // TestEnrolledWakesBackoff: a poller backing off for a minute after the
 // console refused it asks again at once when Enrolled says a new
 // enrollment was loaded.
