@@ -32,7 +32,9 @@ stop condition runs 60s; one without max_bytes gets --job-max-bytes. A run
 whose device sends nothing for --job-silence fails; a run no device
 accepts before its expires_in ends expired. Results uploaded to the
 console are kept in DIR/jobs/<job id>/<device id>.pcapng for
---job-retention after the job ended.
+--job-retention after the job ended, and within --job-results-max-bytes
+and --job-results-min-free: past either, the results of the jobs that
+ended first are deleted (a download then answers 410 saying why).
 
 `
 
@@ -54,6 +56,8 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	jobMaxExpiry := fs.Duration("job-max-expiry", console.DefaultJobMaxExpiry, "the longest a capture job may wait for its devices to accept it (its expires_in)")
 	jobSilence := fs.Duration("job-silence", console.DefaultJobSilence, "a job run whose device sends nothing for this long fails")
 	jobRetention := fs.Duration("job-retention", console.DefaultJobRetention, "delete the results a job stored in DIR/jobs this long after it ended (0: keep them)")
+	resultsMax := fs.String("job-results-max-bytes", "0", "bound the results in DIR/jobs (such as 50GiB): past it, those of the jobs that ended first are deleted (0: no bound)")
+	resultsFree := fs.String("job-results-min-free", console.DefaultJobResultsMinFree.String(), "keep this much free on DIR's file system (a percentage or a size) by deleting the results of the jobs that ended first (0: no bound)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
@@ -75,6 +79,9 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	}
 	policy, err := jobPolicy(*jobMaxDuration, *jobMaxBytes, *jobMaxPackets, *jobMaxExpiry, *jobSilence, *jobRetention)
 	if err != nil {
+		return fmt.Errorf("%w: %w", errUsage, err)
+	}
+	if policy.ResultsMaxBytes, policy.ResultsMinFree, err = resultsBounds(*resultsMax, *resultsFree); err != nil {
 		return fmt.Errorf("%w: %w", errUsage, err)
 	}
 	var hostList []string
@@ -147,4 +154,20 @@ func jobPolicy(maxDuration time.Duration, maxBytes string, maxPackets uint64, ma
 	}
 	return console.JobPolicy{MaxDuration: maxDuration, MaxBytes: uint64(n), MaxPackets: maxPackets, MaxExpiry: maxExpiry,
 		Silence: silence, Retention: retention}, nil
+}
+
+// resultsBounds checks --job-results-max-bytes and --job-results-min-free.
+func resultsBounds(maxBytes, minFree string) (int64, storage.Space, error) {
+	n, err := storage.ParseSize(maxBytes)
+	switch {
+	case err != nil:
+		return 0, storage.Space{}, fmt.Errorf("--job-results-max-bytes %q: give a size such as 50GiB, or 0 for no bound", maxBytes)
+	case n > 0 && n < 1<<20:
+		return 0, storage.Space{}, fmt.Errorf("--job-results-max-bytes %s is below 1MiB: give a size such as 50GiB, or 0 for no bound", maxBytes)
+	}
+	sp, err := storage.ParseSpace(minFree)
+	if err != nil || sp.Percent >= 100 || sp.Percent < 0 || sp.Bytes < 0 {
+		return 0, storage.Space{}, fmt.Errorf("--job-results-min-free %q: give a percentage below 100%% (such as 5%%) or a size (such as 20GiB), or 0 for no bound", minFree)
+	}
+	return n, sp, nil
 }

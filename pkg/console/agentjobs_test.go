@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -22,6 +23,7 @@ import (
 
 	"github.com/ringtap/ringtap/pkg/console/store"
 	"github.com/ringtap/ringtap/pkg/jobapi"
+	"github.com/ringtap/ringtap/pkg/storage"
 )
 
 // newClaim is a claim token as agents make them: 128 random bits, hex.
@@ -629,6 +631,97 @@ func TestJobUploadRecovery(t *testing.T) {
 	mustUpload(t, "the shorter file from 0", a.upload("PATCH", v2.ID, 0, n, hex.EncodeToString(s[:]), data), http.StatusNoContent, n, "?1")
 }
 
+// mustFinishedJob runs a job on a's device to its end with data as the
+// result uploaded to the console, and returns its id.
+func mustFinishedJob(t *testing.T, c *testConsole, a *agentClient, data []byte) int64 {
+	t.Helper()
+	v := c.mustCreateJob(map[string]any{"devices": []string{a.m.DeviceID()}, "interfaces": []string{"eth0"}})
+	claim := newClaim(t)
+	mustClaim(t, a, v.ID, claim)
+	code, body := a.post(jobapi.Path(jobapi.ProgressPath, v.ID), jobapi.ProgressRequest{Claim: claim, State: "uploading"})
+	mustControl(t, "uploading", code, body)
+	s := sha256.Sum256(data)
+	mustUpload(t, "PATCH", a.upload("PATCH", v.ID, 0, int64(len(data)), hex.EncodeToString(s[:]), data), http.StatusNoContent, int64(len(data)), "?1")
+	code, body = a.post(jobapi.Path(jobapi.FinishPath, v.ID), jobapi.FinishRequest{Claim: claim, State: "finished"})
+	mustControl(t, "finish", code, body)
+	return v.ID
+}
+
+// TestJobResultsSpace: past --job-results-max-bytes, or with less than
+// --job-results-min-free available, the results of the jobs that ended
+// first are deleted until the rest fit, and a download of one says why
+// (410); a job still running keeps its files, whatever the space.
+func TestJobResultsSpace(t *testing.T) {
+	t.Run("max bytes", func(t *testing.T) {
+		dataDir := t.TempDir()
+		c := mustJobConsole(t, backends[0].open(t), nil, dataDir, JobPolicy{ResultsMaxBytes: 250})
+		a := c.mustEnroll("sensor-1", "m-1")
+		dev := a.m.DeviceID()
+		result := func(i int) []byte { return bytes.Repeat([]byte{byte('a' + i)}, 100) }
+		var ids []int64
+		for i := range 3 {
+			ids = append(ids, mustFinishedJob(t, c, a, result(i)))
+			c.clock.Advance(10 * time.Minute)
+		}
+		live := c.mustCreateJob(map[string]any{"devices": []string{dev}, "interfaces": []string{"eth0"}})
+		liveFile := filepath.Join(dataDir, jobsDir, itoa(live.ID), dev+".pcapng.part")
+		if err := os.MkdirAll(filepath.Dir(liveFile), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(liveFile, result(9), 0o600); err != nil { // an upload under way
+			t.Fatal(err)
+		}
+		// 400 bytes, 150 over: the two oldest results go (the running
+		// job's 100 bytes count, but stay).
+		if err := c.srv.sweepResults(context.Background(), c.clock.Now()); err != nil {
+			t.Fatal(err)
+		}
+		for i, id := range ids[:2] {
+			resp, body := c.download(id, dev)
+			mustStatus(t, fmt.Sprintf("download of result %d", i), resp.StatusCode, body, http.StatusGone,
+				"to keep the results within --job-results-max-bytes 250 bytes: results are deleted oldest first")
+		}
+		if resp, body := c.download(ids[2], dev); resp.StatusCode != http.StatusOK || !bytes.Equal(body, result(2)) {
+			t.Errorf("download of the newest result: %d %q", resp.StatusCode, body)
+		}
+		if _, err := os.Stat(liveFile); err != nil {
+			t.Errorf("the running job's file: %v", err)
+		}
+		// Within the bound now: a second sweep deletes nothing more.
+		if err := c.srv.sweepResults(context.Background(), c.clock.Now()); err != nil {
+			t.Fatal(err)
+		}
+		if resp, _ := c.download(ids[2], dev); resp.StatusCode != http.StatusOK {
+			t.Errorf("the newest result after a second sweep: %d", resp.StatusCode)
+		}
+	})
+	t.Run("min free", func(t *testing.T) {
+		dataDir := t.TempDir()
+		// More free space than any file system has: every ended job's
+		// results go, the running job's stay.
+		c := mustJobConsole(t, backends[0].open(t), nil, dataDir, JobPolicy{ResultsMinFree: storage.Space{Bytes: 1 << 62}})
+		a := c.mustEnroll("sensor-1", "m-1")
+		dev := a.m.DeviceID()
+		done := mustFinishedJob(t, c, a, []byte("a result"))
+		live := c.mustCreateJob(map[string]any{"devices": []string{dev}, "interfaces": []string{"eth0"}})
+		liveDir := filepath.Join(dataDir, jobsDir, itoa(live.ID))
+		if err := os.MkdirAll(liveDir, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(liveDir, dev+".pcapng.part"), []byte("under way"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.srv.sweepResults(context.Background(), c.clock.Now()); err != nil {
+			t.Fatal(err)
+		}
+		resp, body := c.download(done, dev)
+		mustStatus(t, "download", resp.StatusCode, body, http.StatusGone, "free on the data directory's file system (--job-results-min-free)")
+		if _, err := os.Stat(filepath.Join(liveDir, dev+".pcapng.part")); err != nil {
+			t.Errorf("the running job's file: %v", err)
+		}
+	})
+}
+
 // TestJobRetention: the results of a job are deleted from the data
 // directory once its runs ended more than --job-retention ago, and a
 // download then says so; a job still running, and a job the store does
@@ -638,22 +731,9 @@ func TestJobRetention(t *testing.T) {
 	c := mustJobConsole(t, backends[0].open(t), nil, dataDir, JobPolicy{Retention: time.Hour})
 	a := c.mustEnroll("sensor-1", "m-1")
 	dev := a.m.DeviceID()
-	finishWith := func(data []byte) int64 {
-		t.Helper()
-		v := c.mustCreateJob(map[string]any{"devices": []string{dev}, "interfaces": []string{"eth0"}})
-		claim := newClaim(t)
-		mustClaim(t, a, v.ID, claim)
-		code, body := a.post(jobapi.Path(jobapi.ProgressPath, v.ID), jobapi.ProgressRequest{Claim: claim, State: "uploading"})
-		mustControl(t, "uploading", code, body)
-		s := sha256.Sum256(data)
-		mustUpload(t, "PATCH", a.upload("PATCH", v.ID, 0, int64(len(data)), hex.EncodeToString(s[:]), data), http.StatusNoContent, int64(len(data)), "?1")
-		code, body = a.post(jobapi.Path(jobapi.FinishPath, v.ID), jobapi.FinishRequest{Claim: claim, State: "finished"})
-		mustControl(t, "finish", code, body)
-		return v.ID
-	}
-	old := finishWith([]byte("an old result"))
+	old := mustFinishedJob(t, c, a, []byte("an old result"))
 	c.clock.Advance(50 * time.Minute)
-	recent := finishWith([]byte("a recent result"))
+	recent := mustFinishedJob(t, c, a, []byte("a recent result"))
 	live := c.mustCreateJob(map[string]any{"devices": []string{dev}, "interfaces": []string{"eth0"}})
 	stray := filepath.Join(dataDir, jobsDir, "999")
 	if err := os.MkdirAll(stray, 0o700); err != nil {

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/ringtap/ringtap/pkg/capture"
+	"github.com/ringtap/ringtap/pkg/storage"
 )
 
 // Defaults of a JobPolicy (the serve flags' defaults).
@@ -51,6 +52,22 @@ type JobPolicy struct {
 	// deleted this long after its last run ended; 0 keeps them forever
 	// (the serve flag's default is DefaultJobRetention).
 	Retention time.Duration
+	// ResultsMaxBytes, when not 0, bounds the results stored in the data
+	// directory: past it, the results of the jobs that ended first are
+	// deleted until the rest fit.
+	ResultsMaxBytes int64
+	// ResultsMinFree, when not zero, is the space to keep free on the
+	// data directory's file system (which also holds the SQLite
+	// database), by deleting results as ResultsMaxBytes does.
+	ResultsMinFree storage.Space
+}
+
+// DefaultJobResultsMinFree is --job-results-min-free's default.
+var DefaultJobResultsMinFree = storage.Space{Percent: 5}
+
+// sweeps says whether any bound on stored results is set.
+func (p JobPolicy) sweeps() bool {
+	return p.Retention > 0 || p.ResultsMaxBytes > 0 || !p.ResultsMinFree.IsZero()
 }
 
 // DefaultJobRetention is --job-retention's default: 30 days.

@@ -502,6 +502,12 @@ func (s *Server) downloadPcap(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	f, err := os.Open(s.resultPath(j.ID, dev))
+	if err != nil && errors.Is(err, os.ErrNotExist) {
+		if why := spaceReason(filepath.Dir(s.resultPath(j.ID, dev)), j.ID, dev); why != "" {
+			writeError(w, http.StatusGone, "%s", why)
+			return
+		}
+	}
 	if ended, done := jobEnded(j); err != nil && errors.Is(err, os.ErrNotExist) && done &&
 		s.cfg.JobPolicy.Retention > 0 && ended.Before(s.now().Add(-s.cfg.JobPolicy.Retention)) {
 		writeError(w, http.StatusGone, "%s", s.cfg.JobPolicy.retentionReason(j.ID, dev))
