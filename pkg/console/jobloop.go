@@ -163,8 +163,10 @@ func (s *Server) sweepResults(ctx context.Context, now time.Time) error {
 		excess -= r.size
 		s.log.Info("job results deleted to keep "+limit+", oldest first", "job", r.id, "ended", r.ended, "bytes", r.size)
 	}
-	if excess > 0 {
-		s.log.Warn("job results still take more space than allowed: the rest belong to jobs still running", "limit", limit, "over_bytes", excess)
+	if last := s.spaceWarned.Load(); excess > 0 && now.Sub(time.Unix(0, last)) >= time.Hour {
+		s.spaceWarned.Store(now.UnixNano())
+		s.log.Warn("every result of an ended job is deleted and the bound is still not met: the rest is jobs still running, or other files (warned once an hour)",
+			"limit", limit, "over_bytes", excess)
 	}
 	return nil
 }

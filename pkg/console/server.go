@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ringtap/ringtap/pkg/console/pki"
@@ -94,6 +95,9 @@ type Server struct {
 	// serialize the result uploads of each run.
 	live    *liveRuns
 	uploads uploadLocks
+	// spaceWarned is when (Unix ns) the sweep last warned that the space
+	// bounds of job results cannot be met.
+	spaceWarned atomic.Int64
 
 	// polls ends the long polls and the job loop when Run stops.
 	polls      context.Context
