@@ -31,6 +31,54 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
+// serveProc is `ringtap-console serve` running as a process.
+type serveProc struct {
+	cmd                   *exec.Cmd
+	lines                 *bufio.Scanner // the rest of its standard output
+	stderr                *bytes.Buffer
+	admin, agent, metrics string // the URLs it printed (metrics: "" without --metrics-listen)
+}
+
+// startServe starts `ringtap-console serve ARGS` (the test binary as the
+// command) and reads the URLs it prints; the test's cleanup kills it.
+func startServe(t *testing.T, args ...string) *serveProc {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], append([]string{"serve"}, args...)...)
+	cmd.Env = append(os.Environ(), "RINGTAP_CONSOLE_MAIN=1")
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sp := &serveProc{cmd: cmd, stderr: &bytes.Buffer{}}
+	cmd.Stderr = sp.stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	sp.lines = bufio.NewScanner(stdout)
+	for (sp.admin == "" || sp.agent == "") && sp.lines.Scan() {
+		f := strings.Fields(sp.lines.Text())
+		switch {
+		case len(f) >= 3 && f[0] == "admin":
+			sp.admin = f[2]
+		case len(f) >= 3 && f[0] == "agent":
+			sp.agent = strings.TrimSuffix(f[len(f)-1], ")")
+		}
+	}
+	if sp.admin == "" || sp.agent == "" {
+		t.Fatalf("serve printed no addresses; stderr:\n%s", sp.stderr.String())
+	}
+	// The metrics line follows the admin line when there is one.
+	for _, a := range args {
+		if a == "--metrics-listen" && sp.lines.Scan() {
+			if f := strings.Fields(sp.lines.Text()); len(f) == 2 && f[0] == "metrics" {
+				sp.metrics = f[1]
+			}
+		}
+	}
+	return sp
+}
+
 // TestServe runs `ringtap-console serve` as a process: it serves the
 // admin API with the token init printed, and the first SIGTERM stops it
 // cleanly.
@@ -44,34 +92,12 @@ func TestServe(t *testing.T) {
 	if err := json.Unmarshal(out.Bytes(), &ir); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(os.Args[0], "serve", "--data", dir, "--agent-listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0",
+	sp := startServe(t, "--data", dir, "--agent-listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0",
 		"--metrics-listen", "127.0.0.1:0", "--job-max-duration", "30s", "--job-max-bytes", "10MiB", "--job-silence", "10s")
-	cmd.Env = append(os.Environ(), "RINGTAP_CONSOLE_MAIN=1")
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	lines := bufio.NewScanner(stdout)
-	var adminURL, agentURL, metricsURL string
-	for (adminURL == "" || agentURL == "" || metricsURL == "") && lines.Scan() {
-		f := strings.Fields(lines.Text())
-		switch {
-		case len(f) == 2 && f[0] == "metrics":
-			metricsURL = f[1]
-		case len(f) >= 3 && f[0] == "admin":
-			adminURL = f[2]
-		case len(f) >= 3 && f[0] == "agent":
-			agentURL = strings.TrimSuffix(f[len(f)-1], ")")
-		}
-	}
-	if adminURL == "" || agentURL == "" || metricsURL == "" {
-		t.Fatalf("serve printed no addresses; stderr:\n%s", stderr.String())
+	cmd, lines, stderr := sp.cmd, sp.lines, sp.stderr
+	adminURL, agentURL, metricsURL := sp.admin, sp.agent, sp.metrics
+	if metricsURL == "" {
+		t.Fatalf("serve printed no metrics address; stderr:\n%s", stderr.String())
 	}
 	// --metrics-listen serves the console's metrics.
 	if resp, err := http.Get(metricsURL); err != nil {

@@ -3,16 +3,20 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/ringtap/ringtap/pkg/console"
 	"github.com/ringtap/ringtap/pkg/console/pki"
 	"github.com/ringtap/ringtap/pkg/console/store"
+	"github.com/ringtap/ringtap/pkg/console/store/postgres/pgtest"
 )
 
 // runOK runs the command and returns its standard output.
@@ -100,5 +104,50 @@ func TestTokenCommands(t *testing.T) {
 	runErr(t, "holds no console database", "token", "create", "--data", other, "--name", "x")
 	if ents, _ := os.ReadDir(other); len(ents) != 0 {
 		t.Errorf("token create in a stranger directory left %v", ents)
+	}
+}
+
+// TestTokenCommandsBesidePostgresConsole: with PostgreSQL the token
+// commands work while a console serves the database, and the console
+// takes each change with its next request: the created token is
+// accepted, the revoked one refused.
+func TestTokenCommandsBesidePostgresConsole(t *testing.T) {
+	db := pgtest.Start(t)
+	dir := filepath.Join(t.TempDir(), "console")
+	var first initResult
+	if err := json.Unmarshal(runOK(t, "init", "--data", dir, "--db", db, "--json"), &first); err != nil {
+		t.Fatal(err)
+	}
+	sp := startServe(t, "--data", dir, "--db", db, "--agent-listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0")
+	ca, err := pki.Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: ca.Pool(), MinVersion: tls.VersionTLS13}}}
+	defer client.CloseIdleConnections()
+	devices := func(token string) int {
+		t.Helper()
+		req, _ := http.NewRequest("GET", sp.admin+"/api/v1/devices", nil)
+		req.Header.Set("Authorization", "Bearer "+token)
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	var second tokenCreated
+	if err := json.Unmarshal(runOK(t, "token", "create", "--data", dir, "--db", db, "--name", "ops", "--json"), &second); err != nil {
+		t.Fatal(err)
+	}
+	if code := devices(second.Token); code != http.StatusOK {
+		t.Errorf("the serving console answered the created token %d, want 200", code)
+	}
+	runOK(t, "token", "revoke", "--data", dir, "--db", db, store.HashSecret(first.AdminToken).ID())
+	if code := devices(first.AdminToken); code != http.StatusUnauthorized {
+		t.Errorf("the serving console answered the revoked token %d, want 401", code)
+	}
+	if code := devices(second.Token); code != http.StatusOK {
+		t.Errorf("the serving console answered the remaining token %d, want 200", code)
 	}
 }
