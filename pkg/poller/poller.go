@@ -415,8 +415,9 @@ var errReenrolled = errors.New("a new enrollment ended the long poll")
 // errGarbage is an answer the poller cannot use at all: it backs off.
 var errGarbage = errors.New("the console's answer is not a config")
 
-// fetch makes one long poll. It returns (nil, nil) on 304.
-func (p *Poller) fetch(ctx context.Context) (*Config, error) {
+// fetch makes one long poll. It returns (nil, nil) on 304, and
+// errReenrolled when a new enrollment ended it.
+func (p *Poller) fetch(ctx context.Context) (_ *Config, err error) {
 	u := *p.base
 	u.Path += ConfigPath
 	q := url.Values{"wait": {p.opts.Wait.String()}}
@@ -444,6 +445,11 @@ func (p *Poller) fetch(ctx context.Context) (*Config, error) {
 			case <-rctx.Done():
 			}
 		}()
+		defer func() {
+			if err != nil && reenrolled.Load() {
+				err = errReenrolled
+			}
+		}()
 	}
 	req, err := http.NewRequestWithContext(rctx, http.MethodGet, u.String(), nil)
 	if err != nil {
@@ -452,9 +458,6 @@ func (p *Poller) fetch(ctx context.Context) (*Config, error) {
 	req.Header.Set("Accept", "application/json")
 	resp, err := p.client.Do(req)
 	if err != nil {
-		if reenrolled.Load() {
-			return nil, errReenrolled
-		}
 		return nil, err
 	}
 	defer resp.Body.Close()
