@@ -884,6 +884,8 @@ func runJobShow(args []string, stdout, stderr io.Writer) error {
 			fmt.Fprintln(stdout, line)
 		}
 		switch res := r.Result; {
+		case res != nil && res.Deleted != "":
+			fmt.Fprintf(stdout, "    result deleted (%s, sha256 %s): %s\n", fmtSize(res.Size), res.SHA256, res.Deleted)
 		case res != nil && res.Download != "":
 			fmt.Fprintf(stdout, "    result %s (%s, sha256 %s)\n", res.Download, fmtSize(res.Size), res.SHA256)
 		case res != nil:

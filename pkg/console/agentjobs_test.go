@@ -680,6 +680,17 @@ func TestJobResultsSpace(t *testing.T) {
 			resp, body := c.download(id, dev)
 			mustStatus(t, fmt.Sprintf("download of result %d", i), resp.StatusCode, body, http.StatusGone,
 				"to keep the results within --job-results-max-bytes 250 bytes: results are deleted oldest first")
+			if res := c.mustJob(id).Runs[0].Result; res == nil || res.Download != "" || !strings.Contains(res.Deleted, "--job-results-max-bytes 250 bytes") {
+				t.Errorf("job view of deleted result %d: %+v, want deleted with the reason and no download", i, res)
+			}
+		}
+		if res := c.mustJob(ids[2]).Runs[0].Result; res == nil || res.Deleted != "" || res.Download == "" {
+			t.Errorf("job view of the kept result: %+v, want a download", res)
+		}
+		for _, v := range c.mustJobs("") {
+			if want := v.ID == ids[0] || v.ID == ids[1]; len(v.Runs) == 1 && v.Runs[0].Result != nil && (v.Runs[0].Result.Deleted != "") != want {
+				t.Errorf("job list: job %d's result %+v, deleted should be %v", v.ID, v.Runs[0].Result, want)
+			}
 		}
 		if resp, body := c.download(ids[2], dev); resp.StatusCode != http.StatusOK || !bytes.Equal(body, result(2)) {
 			t.Errorf("download of the newest result: %d %q", resp.StatusCode, body)
@@ -755,6 +766,9 @@ func TestJobRetention(t *testing.T) {
 	}
 	resp, body := c.download(old, dev)
 	mustStatus(t, "download of a deleted result", resp.StatusCode, body, http.StatusGone, "was deleted 1h after the job ended (--job-retention)")
+	if res := c.mustJob(old).Runs[0].Result; res == nil || res.Download != "" || !strings.Contains(res.Deleted, "(--job-retention)") {
+		t.Errorf("job view of the deleted result: %+v, want deleted with the reason", res)
+	}
 	if resp, body := c.download(recent, dev); resp.StatusCode != http.StatusOK || string(body) != "a recent result" {
 		t.Errorf("download of a kept result: %d %q", resp.StatusCode, body)
 	}

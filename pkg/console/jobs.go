@@ -92,6 +92,9 @@ type ResultView struct {
 	Size     int64  `json:"size"`
 	SHA256   string `json:"sha256"`
 	Download string `json:"download,omitempty"`
+	// Deleted, for a result the console no longer holds (its retention
+	// or a space bound deleted it), says why; Download is then empty.
+	Deleted string `json:"deleted,omitempty"`
 }
 
 // jobPath is the admin API path of job id, plus rest.
@@ -156,7 +159,39 @@ func (s *Server) writeJob(w http.ResponseWriter, r *http.Request, code int, j st
 		s.storeError(w, "job "+itoa(j.ID), err)
 		return
 	}
-	writeJSON(w, code, jobView(j, names))
+	writeJSON(w, code, s.withDeleted(j, jobView(j, names)))
+}
+
+// withDeleted marks in v the results of j that the console stored and
+// deleted since (resultGone).
+func (s *Server) withDeleted(j store.Job, v JobView) JobView {
+	for i := range v.Runs {
+		rv := &v.Runs[i]
+		if rv.Result == nil || rv.Result.Location != jobapi.DestinationConsole {
+			continue
+		}
+		if why := s.resultGone(j, rv.Device); why != "" {
+			rv.Result.Deleted, rv.Result.Download = why, ""
+		}
+	}
+	return v
+}
+
+// resultGone says why the console no longer has the pcap of device's run
+// of j: deleted for space (its tombstone) or past --job-retention. It is
+// "" while the file is there, or when it went some other way.
+func (s *Server) resultGone(j store.Job, device string) string {
+	path := s.resultPath(j.ID, device)
+	if _, err := os.Stat(path); !errors.Is(err, os.ErrNotExist) {
+		return ""
+	}
+	if why := spaceReason(filepath.Dir(path), j.ID, device); why != "" {
+		return why
+	}
+	if ended, done := jobEnded(j); done && s.cfg.JobPolicy.Retention > 0 && ended.Before(s.now().Add(-s.cfg.JobPolicy.Retention)) {
+		return s.cfg.JobPolicy.retentionReason(j.ID, device)
+	}
+	return ""
 }
 
 // parseJobDuration reads a duration field of a job request: a Go
@@ -383,7 +418,7 @@ func (s *Server) listJobs(w http.ResponseWriter, r *http.Request) {
 	}
 	out := make([]JobView, 0, len(jobs))
 	for _, j := range jobs {
-		out = append(out, jobView(j, names))
+		out = append(out, s.withDeleted(j, jobView(j, names)))
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"jobs": out})
 }
@@ -503,15 +538,10 @@ func (s *Server) downloadPcap(w http.ResponseWriter, r *http.Request) {
 	}
 	f, err := os.Open(s.resultPath(j.ID, dev))
 	if err != nil && errors.Is(err, os.ErrNotExist) {
-		if why := spaceReason(filepath.Dir(s.resultPath(j.ID, dev)), j.ID, dev); why != "" {
+		if why := s.resultGone(j, dev); why != "" {
 			writeError(w, http.StatusGone, "%s", why)
 			return
 		}
-	}
-	if ended, done := jobEnded(j); err != nil && errors.Is(err, os.ErrNotExist) && done &&
-		s.cfg.JobPolicy.Retention > 0 && ended.Before(s.now().Add(-s.cfg.JobPolicy.Retention)) {
-		writeError(w, http.StatusGone, "%s", s.cfg.JobPolicy.retentionReason(j.ID, dev))
-		return
 	}
 	if err != nil {
 		s.log.Error("open job result", "job", j.ID, "device", dev, "err", err)

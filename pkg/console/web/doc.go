@@ -49,8 +49,9 @@
 //     place and with fixed columns, so nothing moves: each run's state,
 //     packets, bytes, drops and file size, the time of every transition,
 //     the reason of a failure, Cancel (asked first; a 409 shows in the
-//     banner), a Download of each result, and for a running run the
-//     curl | wireshark command of its live stream, to copy.
+//     banner), a Download of each result (or, for one the console deleted
+//     since, "deleted" and the console's reason), and for a running run
+//     the curl | wireshark command of its live stream, to copy.
 //   - Admin tokens (#/tokens): each token's name, id and age, the tab's own
 //     marked. Create one by name: it is shown once, to copy or to switch
 //     the tab to ("Use in this tab"). Delete asks first; the last token's

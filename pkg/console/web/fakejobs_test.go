@@ -34,6 +34,7 @@ const (
 type fakeJobs struct {
 	jobs     []*store.Job
 	pcaps    map[string][]byte // "id/device" -> the uploaded file
+	deleted  map[string]string // "id/device" -> why the console deleted it since
 	requests []fakeJobRequest  // the accepted POSTs
 	posts    int               // every POST, accepted or not
 }
@@ -88,7 +89,8 @@ type resultJSON struct {
 	Location string `json:"location"`
 	Size     int64  `json:"size"`
 	SHA256   string `json:"sha256"`
-	Download string `json:"download"`
+	Download string `json:"download,omitempty"`
+	Deleted  string `json:"deleted,omitempty"`
 }
 
 func (f *fakeAPI) handleJobs(api *http.ServeMux) {
@@ -298,6 +300,9 @@ func (f *fakeAPI) jobView(j *store.Job) jobViewJSON {
 			if res.Location == jobapi.DestinationConsole {
 				rv.Result.Download = fmt.Sprintf("/api/v1/jobs/%d/runs/%s/pcap", j.ID, r.Device)
 			}
+			if why := f.jobs.deleted[fmt.Sprintf("%d/%s", j.ID, r.Device)]; why != "" {
+				rv.Result.Download, rv.Result.Deleted = "", why
+			}
 		}
 		v.Runs = append(v.Runs, rv)
 	}
@@ -335,6 +340,19 @@ func (f *fakeAPI) advance(t *testing.T, id int64, device string, s store.RunStat
 		transition(r, s, reason, now)
 	}
 	r.Packets, r.Bytes, r.Drops, r.Size, r.UpdatedAt = p.Packets, p.Bytes, p.Drops, p.Size, now
+}
+
+// deleteResult makes the run's stored result one the console deleted
+// since, for why (its retention or a space bound).
+func (f *fakeAPI) deleteResult(id int64, device, why string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.jobs.deleted == nil {
+		f.jobs.deleted = map[string]string{}
+	}
+	key := fmt.Sprintf("%d/%s", id, device)
+	f.jobs.deleted[key] = why
+	delete(f.jobs.pcaps, key)
 }
 
 // attach stores pcap as the run's uploaded result.

@@ -383,6 +383,26 @@ func TestJobLifecycle(t *testing.T) {
 	}
 	tb.screenshot("job-done")
 
+	// The console deleted a result since (a space bound): no Download,
+	// the reason where the button was.
+	why := "the pcap of job 1 on device " + fra1 + " was deleted at 2026-12-02T02:31:39Z to keep the results within --job-results-max-bytes 50.0 GiB: results are deleted oldest first"
+	api.deleteResult(1, fra1, why)
+	deleted := fmt.Sprintf(`table.runs tbody[data-key=%q] .deleted`, fra1)
+	tb.waitFor("the deleted result", `!!document.querySelector(`+fmt.Sprintf("%q", deleted)+`)`)
+	if got := tb.text(deleted); got != "deleted" {
+		t.Errorf("a deleted result shows %q, want deleted", got)
+	}
+	if got := eval[string](tb, `document.querySelector(`+fmt.Sprintf("%q", deleted)+`).title`); got != "T"+why[1:] {
+		t.Errorf("its title %q, want the console's reason", got)
+	}
+	if tb.visible(fmt.Sprintf(`table.runs tbody[data-key=%q] button[data-act=download]`, fra1)) {
+		t.Error("a deleted result still offers a download")
+	}
+	if got := tb.text(fmt.Sprintf(`table.runs tbody[data-key=%q] .run-gone`, fra1)); got != "T"+why[1:]+"." {
+		t.Errorf("the run says %q about its deleted result, want the console's reason", got)
+	}
+	tb.screenshot("job-result-deleted")
+
 	// Run again: the same job in the form.
 	tb.do(chromedp.Click(chromedp.CSS(`.view-head a[href="#/jobs/new?from=1"]`)))
 	tb.waitFor("the filled form", `document.querySelector("#jf-filter") && document.querySelector("#jf-filter").value === "udp port 53"`)

@@ -6,7 +6,7 @@
 
 import { call, download } from "./api.js";
 import { h, setText, setAttr, patchKeyed, replaceChildrenIfChanged } from "./dom.js";
-import { ago, until, dateTime, clock, exactCount, bytes, parseTime, parseDuration, span, plural } from "./format.js";
+import { ago, until, dateTime, clock, exactCount, bytes, parseTime, parseDuration, span, plural, sentenceCase } from "./format.js";
 import { showBanner } from "./banner.js";
 import { confirm } from "./confirm.js";
 import { setRunBadge, runBadge, jobStatus, stateCounts, terminal } from "./run_state.js";
@@ -184,6 +184,7 @@ function createRun(r) {
   const action = h("div.run-action");
   const timeline = h("ol.timeline", { "aria-label": "State changes" });
   const error = h("div.run-error", { role: "status", hidden: true });
+  const gone = h("div.run-gone.muted", { hidden: true });
   const liveCmd = h("code.cmd");
   const live = h("div.live", { hidden: true },
     h("div.live-head", null,
@@ -199,9 +200,9 @@ function createRun(r) {
     h("td.num", null, cells.size),
     h("td", null, updated),
     h("td.actions", null, action));
-  const detail = h("tr.run-detail", null, h("td", { colspan: columns }, timeline, error, live));
+  const detail = h("tr.run-detail", null, h("td", { colspan: columns }, timeline, error, gone, live));
   const tb = h("tbody.run", null, main, detail);
-  tb.refs = { host, devId, badge, note, ...cells, updated, action, timeline, error, live, liveCmd };
+  tb.refs = { host, devId, badge, note, ...cells, updated, action, timeline, error, gone, live, liveCmd };
   return tb;
 }
 
@@ -237,6 +238,10 @@ function updateRun(tb, r, job, downloading) {
   const why = r.error || (terminal(r.state) && r.state !== "finished" && last && last.state === r.state ? last.reason || "" : "");
   x.error.hidden = !why;
   setText(x.error, why);
+  // A result the console held and deleted since says why.
+  const deleted = r.result && r.result.deleted ? sentenceCase(r.result.deleted) + "." : "";
+  x.gone.hidden = !deleted;
+  setText(x.gone, deleted);
 
   const showLive = !!r.live && (r.state === "accepted" || r.state === "running");
   x.live.hidden = !showLive;
@@ -245,12 +250,15 @@ function updateRun(tb, r, job, downloading) {
 }
 
 // renderAction is the run's result: a Download button for a pcap on this
-// console, the object's address for one in S3, or nothing yet.
+// console, "deleted" (the reason as its title) for one the console no
+// longer holds, the object's address for one in S3, or nothing yet.
 function renderAction(el, r, job, downloading) {
   const res = r.result;
   let want;
   if (res && res.location && res.location !== "console") {
     want = ["s3", res.location];
+  } else if (res && res.deleted) {
+    want = ["deleted", res.deleted];
   } else if (res) {
     want = ["download", downloading ? downloading.text : "", downloading ? downloading.busy : false, res.size];
   } else {
@@ -261,6 +269,9 @@ function renderAction(el, r, job, downloading) {
   el.dataset.shown = key;
   if (want[0] === "s3") {
     el.replaceChildren(h("span.mono.small.s3", { title: res.location }, "in S3"));
+  } else if (want[0] === "deleted") {
+    const why = sentenceCase(res.deleted);
+    el.replaceChildren(h("span.muted.small.deleted", { title: why, "aria-label": `Pcap deleted: ${why}` }, "deleted"));
   } else if (want[0] === "download") {
     let b = el.querySelector("button[data-act=download]");
     if (!b) {
