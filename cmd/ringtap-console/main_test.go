@@ -71,6 +71,7 @@ func TestUsageErrors(t *testing.T) {
 		{"bad --job-results-max-bytes", []string{"serve", "--data", "/nonexistent", "--job-results-max-bytes", "lots"}},
 		{"tiny --job-results-max-bytes", []string{"serve", "--data", "/nonexistent", "--job-results-max-bytes", "10KB"}},
 		{"--job-results-min-free of 100%", []string{"serve", "--data", "/nonexistent", "--job-results-min-free", "100%"}},
+		{"--pprof without --metrics-listen", []string{"serve", "--data", "/nonexistent", "--pprof"}},
 		{"token without a command", []string{"token"}},
 		{"token unknown command", []string{"token", "rotate"}},
 		{"token create without --name", []string{"token", "create", "--data", "/nonexistent"}},

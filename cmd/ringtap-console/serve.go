@@ -46,6 +46,7 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	agentListen := fs.String("agent-listen", console.DefaultAgentListen, "address of the agent API (mTLS)")
 	adminListen := fs.String("admin-listen", console.DefaultAdminListen, "address of the admin API and web page (HTTPS)")
 	metricsListen := fs.String("metrics-listen", "", "address of /metrics, plain HTTP, such as 127.0.0.1:9274 (default: none)")
+	pprofOn := fs.Bool("pprof", false, "serve /debug/pprof/ on the metrics listener too (needs --metrics-listen)")
 	db := fs.String("db", "", "PostgreSQL URL (postgres://...); default SQLite in the data directory")
 	hosts := fs.String("hosts", strings.Join(console.DefaultHosts, ","), "comma-separated DNS names and IP addresses of the server certificates")
 	agentURL := fs.String("agent-url", "", "the agent API's URL as agents reach it, for enrollment commands (default https://FIRST-HOST:AGENT-PORT)")
@@ -69,6 +70,9 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	}
 	if *dir == "" {
 		return fmt.Errorf("%w: --data DIR is required: the directory `ringtap-console init` created", errUsage)
+	}
+	if *pprofOn && *metricsListen == "" {
+		return fmt.Errorf("%w: --pprof serves on the metrics listener: give --metrics-listen ADDR too", errUsage)
 	}
 	if *db != "" && !console.IsPostgres(*db) {
 		return fmt.Errorf("%w: %w", errUsage, console.ErrBadDB)
@@ -116,7 +120,7 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	defer st.Close()
 	srv, err := console.New(console.Config{
 		Store: st, CA: ca, DataDir: *dir, Hosts: hostList,
-		AgentListen: *agentListen, AdminListen: *adminListen, MetricsListen: *metricsListen, AgentURL: *agentURL,
+		AgentListen: *agentListen, AdminListen: *adminListen, MetricsListen: *metricsListen, Pprof: *pprofOn, AgentURL: *agentURL,
 		JobPolicy: policy,
 		Web:       web.Handler(),
 		Logger:    log,

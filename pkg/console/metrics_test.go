@@ -159,6 +159,34 @@ func TestMetricsListenerBusy(t *testing.T) {
 	}
 }
 
+// TestPprof: /debug/pprof/ is on the metrics listener only with Pprof,
+// and Pprof needs the metrics listener.
+func TestPprof(t *testing.T) {
+	get := func(c *testConsole, path string) int {
+		t.Helper()
+		resp, err := http.Get("http://" + c.srv.MetricsAddr() + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	on := mustConsoleWith(t, backends[0].open(t), nil, func(cfg *Config) { cfg.MetricsListen, cfg.Pprof = "127.0.0.1:0", true })
+	for _, path := range []string{"/debug/pprof/", "/debug/pprof/goroutine?debug=1", "/debug/pprof/profile?seconds=1"} {
+		if code := get(on, path); code != http.StatusOK {
+			t.Errorf("with Pprof, GET %s: %d", path, code)
+		}
+	}
+	off := mustConsoleWith(t, backends[0].open(t), nil, func(cfg *Config) { cfg.MetricsListen = "127.0.0.1:0" })
+	if code := get(off, "/debug/pprof/"); code != http.StatusNotFound {
+		t.Errorf("without Pprof, GET /debug/pprof/: %d, want 404", code)
+	}
+	if _, err := New(Config{Store: off.st, CA: off.ca, DataDir: t.TempDir(), Pprof: true}); err == nil || !strings.Contains(err.Error(), "--metrics-listen") {
+		t.Errorf("New with Pprof and no metrics listener: %v", err)
+	}
+}
+
 // mustScrape gets the console's /metrics and parses it strictly.
 func mustScrape(t *testing.T, c *testConsole) (string, map[string]*dto.MetricFamily) {
 	t.Helper()

@@ -56,6 +56,10 @@ type Config struct {
 	// HTTP, that serves the console's metrics at /metrics (no secrets:
 	// counts of requests, devices and captures). Empty: none.
 	MetricsListen string
+	// Pprof serves net/http/pprof's /debug/pprof/ on the metrics listener
+	// too (profiles up to 100 s). Off by default: a profile costs CPU and
+	// shows the program's internals.
+	Pprof bool
 	// AgentURL is the agent API as agents reach it, for the enrollment
 	// command of a new install key; by default https://Hosts[0]:PORT, with
 	// the agent listener's port.
@@ -113,6 +117,9 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Store == nil || cfg.CA == nil {
 		return nil, errors.New("console: a store and a CA are required")
 	}
+	if cfg.Pprof && cfg.MetricsListen == "" {
+		return nil, errors.New("console: pprof is served on the metrics listener: give it an address (--metrics-listen)")
+	}
 	if len(cfg.Hosts) == 0 {
 		cfg.Hosts = DefaultHosts
 	}
@@ -155,10 +162,14 @@ func New(cfg Config) (*Server, error) {
 			s.adminLn.Close()
 			return nil, fmt.Errorf("console: metrics: %w", err)
 		}
+		write := metricsScrapeTimeout + 10*time.Second
+		if cfg.Pprof {
+			write = 2 * time.Minute // pprof refuses a profile longer than this
+		}
 		s.metricsSrv = &http.Server{
 			Handler:           s.metricsHandler(),
 			ReadHeaderTimeout: 10 * time.Second,
-			WriteTimeout:      metricsScrapeTimeout + 10*time.Second,
+			WriteTimeout:      write,
 			IdleTimeout:       2 * time.Minute,
 			MaxHeaderBytes:    64 << 10,
 			ErrorLog:          slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelDebug),
