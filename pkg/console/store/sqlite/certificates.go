@@ -24,14 +24,20 @@ func insertCertificate(ctx context.Context, q querier, c store.Certificate) erro
 
 // certificate reads a certificate and whether its device is revoked.
 func certificate(ctx context.Context, q querier, serial string) (store.Certificate, bool, error) {
+	return scanCertificate(q.QueryRowContext(ctx, certificateQuery, serial), serial)
+}
+
+const certificateQuery = `SELECT c.serial, c.device_id, c.public_key_fingerprint, c.not_before, c.not_after, c.der, d.revoked_at
+	FROM certificates c JOIN devices d ON d.id = c.device_id WHERE c.serial = ?`
+
+// scanCertificate reads certificateQuery's row.
+func scanCertificate(row *sql.Row, serial string) (store.Certificate, bool, error) {
 	var (
 		c                   store.Certificate
 		notBefore, notAfter int64
 		revoked             sql.NullInt64
 	)
-	err := q.QueryRowContext(ctx, `SELECT c.serial, c.device_id, c.public_key_fingerprint, c.not_before, c.not_after, c.der, d.revoked_at
-		FROM certificates c JOIN devices d ON d.id = c.device_id WHERE c.serial = ?`, serial).
-		Scan(&c.Serial, &c.DeviceID, &c.PublicKeyFingerprint, &notBefore, &notAfter, &c.DER, &revoked)
+	err := row.Scan(&c.Serial, &c.DeviceID, &c.PublicKeyFingerprint, &notBefore, &notAfter, &c.DER, &revoked)
 	if errors.Is(err, sql.ErrNoRows) {
 		return store.Certificate{}, false, fmt.Errorf("certificate %s: %w", serial, store.ErrNotFound)
 	}
@@ -44,7 +50,11 @@ func certificate(ctx context.Context, q querier, serial string) (store.Certifica
 
 // GetCertificate implements store.Certificates.
 func (s *Store) GetCertificate(ctx context.Context, serial string) (store.Certificate, error) {
-	c, revoked, err := certificate(ctx, s.r, serial)
+	st, err := s.stmt(ctx, s.r, certificateQuery) // every agent request
+	if err != nil {
+		return store.Certificate{}, fmt.Errorf("read certificate %s: %w", serial, err)
+	}
+	c, revoked, err := scanCertificate(st.QueryRowContext(ctx, serial), serial)
 	if err != nil {
 		return store.Certificate{}, err
 	}

@@ -24,13 +24,22 @@ func (s *Store) PutStatus(ctx context.Context, device string, st store.Status) e
 		}
 		ifaces = sql.NullString{String: text, Valid: true}
 	}
+	// Every heartbeat: the statements are prepared once (Store.stmt).
+	var stmts [len(putStatusQueries)]*sql.Stmt
+	for i, q := range putStatusQueries {
+		st, err := s.stmt(ctx, s.w, q)
+		if err != nil {
+			return fmt.Errorf("put status of device %s: %w", device, err)
+		}
+		stmts[i] = st
+	}
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("put status of device %s: %w", device, err)
 	}
 	defer tx.Rollback()
 	var revoked sql.NullInt64
-	err = tx.QueryRowContext(ctx, `SELECT revoked_at FROM devices WHERE id = ?`, device).Scan(&revoked)
+	err = tx.StmtContext(ctx, stmts[0]).QueryRowContext(ctx, device).Scan(&revoked)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 		return fmt.Errorf("put status: device %s: %w", device, store.ErrNotFound)
@@ -39,27 +48,34 @@ func (s *Store) PutStatus(ctx context.Context, device string, st store.Status) e
 	case revoked.Valid:
 		return fmt.Errorf("put status of device %s: %w", device, store.ErrRevoked)
 	}
-	res, err := tx.ExecContext(ctx, `INSERT INTO statuses (device_id, received_at, applied_generation, document) VALUES (?, ?, ?, ?)
-		ON CONFLICT (device_id) DO UPDATE SET received_at = excluded.received_at,
-			applied_generation = excluded.applied_generation, document = excluded.document
-		WHERE statuses.received_at <= excluded.received_at`,
-		device, ns(st.Time), st.AppliedGeneration, string(st.Document))
+	res, err := tx.StmtContext(ctx, stmts[1]).ExecContext(ctx, device, ns(st.Time), st.AppliedGeneration, string(st.Document))
 	if err != nil {
 		return fmt.Errorf("put status of device %s: %w", device, err)
 	}
 	if n, err := res.RowsAffected(); err != nil || n == 0 {
 		return err // an older heartbeat: nothing to do
 	}
-	if _, err := tx.ExecContext(ctx, `UPDATE devices SET last_heartbeat = ?,
-			hostname = COALESCE(NULLIF(?, ''), hostname), agent_version = COALESCE(NULLIF(?, ''), agent_version),
-			interfaces = COALESCE(?, interfaces)
-		WHERE id = ?`, ns(st.Time), st.Hostname, st.AgentVersion, ifaces, device); err != nil {
+	if _, err := tx.StmtContext(ctx, stmts[2]).ExecContext(ctx, ns(st.Time), st.Hostname, st.AgentVersion, ifaces, device); err != nil {
 		return fmt.Errorf("put status of device %s: %w", device, err)
 	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("put status of device %s: %w", device, err)
 	}
 	return nil
+}
+
+// putStatusQueries are PutStatus's statements: the device's revocation,
+// the status row, the device's last heartbeat and identity.
+var putStatusQueries = [...]string{
+	`SELECT revoked_at FROM devices WHERE id = ?`,
+	`INSERT INTO statuses (device_id, received_at, applied_generation, document) VALUES (?, ?, ?, ?)
+		ON CONFLICT (device_id) DO UPDATE SET received_at = excluded.received_at,
+			applied_generation = excluded.applied_generation, document = excluded.document
+		WHERE statuses.received_at <= excluded.received_at`,
+	`UPDATE devices SET last_heartbeat = ?,
+			hostname = COALESCE(NULLIF(?, ''), hostname), agent_version = COALESCE(NULLIF(?, ''), agent_version),
+			interfaces = COALESCE(?, interfaces)
+		WHERE id = ?`,
 }
 
 // GetStatus implements store.Statuses.
