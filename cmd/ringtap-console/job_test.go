@@ -123,14 +123,7 @@ func mustJobConsole(t *testing.T) *jobConsole {
 	skipJobInKernelMatrix(t)
 	clearJobEnv(t)
 	dir := filepath.Join(t.TempDir(), "console")
-	var out, errb bytes.Buffer
-	if err := run([]string{"init", "--data", dir, "--json"}, &out, &errb); err != nil {
-		t.Fatalf("init: %v", err)
-	}
-	var ir initResult
-	if err := json.Unmarshal(out.Bytes(), &ir); err != nil {
-		t.Fatal(err)
-	}
+	ir := mustInit(t, dir)
 	ca, err := pki.Load(dir)
 	if err != nil {
 		t.Fatal(err)

@@ -84,14 +84,7 @@ func startServe(t *testing.T, args ...string) *serveProc {
 // cleanly.
 func TestServe(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "console")
-	var out, errb bytes.Buffer
-	if err := run([]string{"init", "--data", dir, "--json"}, &out, &errb); err != nil {
-		t.Fatalf("init: %v", err)
-	}
-	var ir initResult
-	if err := json.Unmarshal(out.Bytes(), &ir); err != nil {
-		t.Fatal(err)
-	}
+	ir := mustInit(t, dir)
 	sp := startServe(t, "--data", dir, "--agent-listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0",
 		"--metrics-listen", "127.0.0.1:0", "--job-max-duration", "30s", "--job-max-bytes", "10MiB", "--job-silence", "10s")
 	cmd, lines, stderr := sp.cmd, sp.lines, sp.stderr

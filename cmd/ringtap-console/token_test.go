@@ -29,6 +29,17 @@ func runOK(t *testing.T, args ...string) []byte {
 	return out.Bytes()
 }
 
+// mustInit runs `init --data dir --json` with args and returns what it
+// printed.
+func mustInit(t *testing.T, dir string, args ...string) initResult {
+	t.Helper()
+	var ir initResult
+	if err := json.Unmarshal(runOK(t, append([]string{"init", "--data", dir, "--json"}, args...)...), &ir); err != nil {
+		t.Fatalf("init printed no JSON: %v", err)
+	}
+	return ir
+}
+
 func runErr(t *testing.T, want string, args ...string) {
 	t.Helper()
 	var out, errb bytes.Buffer
@@ -54,10 +65,7 @@ func mustListTokens(t *testing.T, dir string) []tokenView {
 // checks exactly the tokens the commands left.
 func TestTokenCommands(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "console")
-	var first initResult
-	if err := json.Unmarshal(runOK(t, "init", "--data", dir, "--json"), &first); err != nil {
-		t.Fatal(err)
-	}
+	first := mustInit(t, dir)
 	l := mustListTokens(t, dir)
 	if len(l) != 1 || l[0].Name != "init" || l[0].ID != store.HashSecret(first.AdminToken).ID() {
 		t.Fatalf("tokens after init: %+v", l)
@@ -114,10 +122,7 @@ func TestTokenCommands(t *testing.T) {
 func TestTokenCommandsBesidePostgresConsole(t *testing.T) {
 	db := pgtest.Start(t)
 	dir := filepath.Join(t.TempDir(), "console")
-	var first initResult
-	if err := json.Unmarshal(runOK(t, "init", "--data", dir, "--db", db, "--json"), &first); err != nil {
-		t.Fatal(err)
-	}
+	first := mustInit(t, dir, "--db", db)
 	sp := startServe(t, "--data", dir, "--db", db, "--agent-listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0")
 	ca, err := pki.Load(dir)
 	if err != nil {

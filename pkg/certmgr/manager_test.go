@@ -20,6 +20,27 @@ import (
 	"github.com/ringtap/ringtap/pkg/console/pki"
 )
 
+// runManager runs m.Run until the test ends, then checks that it returned
+// nil. The channel it returns is closed when Run returns.
+func runManager(t *testing.T, m *Manager) <-chan struct{} {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	var err error
+	done := make(chan struct{})
+	go func() {
+		err = m.Run(ctx)
+		close(done)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+		if err != nil {
+			t.Errorf("Run = %v", err)
+		}
+	})
+	return done
+}
+
 func mustManager(t *testing.T, dir string, opts Options) *Manager {
 	t.Helper()
 	if opts.Logger == nil {
@@ -179,19 +200,11 @@ func TestExpiredAtStart(t *testing.T) {
 		t.Errorf("metrics:\n%s", metrics.String())
 	}
 
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- m.Run(ctx) }()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run = %v", err)
-		}
-	}()
+	done := runManager(t, m)
 	time.Sleep(50 * time.Millisecond)
 	select {
-	case err := <-done:
-		t.Fatalf("Run returned early: %v", err)
+	case <-done:
+		t.Fatal("Run returned early")
 	default:
 	}
 
@@ -336,15 +349,7 @@ func TestAutoRenewal(t *testing.T) {
 	m.mu.Unlock()
 	client := handshakeClient(m.TLSConfig())
 
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- m.Run(ctx) }()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run = %v", err)
-		}
-	}()
+	runManager(t, m)
 	deadline := time.Now().Add(2 * life)
 	for m.Certificate().Equal(first) {
 		if time.Now().After(deadline) {

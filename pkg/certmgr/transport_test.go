@@ -1,7 +1,6 @@
 package certmgr
 
 import (
-	"context"
 	"io"
 	"net/http"
 	"strings"
@@ -21,15 +20,7 @@ func TestTransportAfterEnrollment(t *testing.T) {
 	mustEnroll(t, fc, dir)
 	mustExpire(t, fc, dir)
 	m := mustManager(t, dir, Options{ReloadInterval: 20 * time.Millisecond})
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- m.Run(ctx) }()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run = %v", err)
-		}
-	}()
+	runManager(t, m)
 
 	ours := &http.Client{Transport: m.Transport(&http.Transport{MaxIdleConnsPerHost: 2}), Timeout: 10 * time.Second}
 	plain := &http.Client{Transport: &http.Transport{TLSClientConfig: m.TLSConfig(), MaxIdleConnsPerHost: 2}, Timeout: 10 * time.Second}
@@ -88,15 +79,7 @@ func TestEnrolledWithAnotherConsole(t *testing.T) {
 	dir := t.TempDir()
 	mustEnroll(t, first, dir)
 	m := mustManager(t, dir, Options{ReloadInterval: 20 * time.Millisecond})
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- m.Run(ctx) }()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run = %v", err)
-		}
-	}()
+	runManager(t, m)
 	waitStatus := func(what string, ok func(Status) bool) Status {
 		t.Helper()
 		deadline := time.Now().Add(5 * time.Second)
