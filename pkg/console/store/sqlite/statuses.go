@@ -27,11 +27,11 @@ func (s *Store) PutStatus(ctx context.Context, device string, st store.Status) e
 	// Every heartbeat: the statements are prepared once (Store.stmt).
 	var stmts [len(putStatusQueries)]*sql.Stmt
 	for i, q := range putStatusQueries {
-		st, err := s.stmt(ctx, s.w, q)
+		prepared, err := s.stmt(ctx, s.w, q)
 		if err != nil {
 			return fmt.Errorf("put status of device %s: %w", device, err)
 		}
-		stmts[i] = st
+		stmts[i] = prepared
 	}
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
