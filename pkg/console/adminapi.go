@@ -125,7 +125,7 @@ func (s *Server) createInstallKey(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusServiceUnavailable, "the console cannot store the key now: try again")
 		return
 	}
-	s.log.Info("install key created", "id", keyID(k.Hash), "expires_at", k.ExpiresAt, "note", k.Note)
+	s.log.Info("install key created", "id", k.Hash.ID(), "expires_at", k.ExpiresAt, "note", k.Note)
 	writeJSON(w, http.StatusCreated, installKeyResponse{
 		Key:           key,
 		ExpiresAt:     k.ExpiresAt.UTC(),
@@ -133,9 +133,6 @@ func (s *Server) createInstallKey(w http.ResponseWriter, r *http.Request) {
 		EnrollCommand: fmt.Sprintf("ringtap agent enroll --console %s --key %s --ca-fingerprint %s", s.agentURL, key, s.cfg.CA.Fingerprint()),
 	})
 }
-
-// keyID names an install key or admin token in lists and logs.
-func keyID(h store.Hash) string { return h.ID() }
 
 func (s *Server) listInstallKeys(w http.ResponseWriter, r *http.Request) {
 	keys, err := s.cfg.Store.ListInstallKeys(r.Context())
@@ -146,7 +143,7 @@ func (s *Server) listInstallKeys(w http.ResponseWriter, r *http.Request) {
 	now := s.now()
 	out := make([]installKeyView, 0, len(keys))
 	for _, k := range keys {
-		v := installKeyView{ID: keyID(k.Hash), CreatedAt: k.CreatedAt, ExpiresAt: k.ExpiresAt, Note: k.Note,
+		v := installKeyView{ID: k.Hash.ID(), CreatedAt: k.CreatedAt, ExpiresAt: k.ExpiresAt, Note: k.Note,
 			State: "unused", UsedAt: timePtr(k.UsedAt), DeviceID: k.DeviceID}
 		switch {
 		case !k.UsedAt.IsZero():

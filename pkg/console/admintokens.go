@@ -35,7 +35,7 @@ type adminTokenResponse struct {
 	Token string `json:"token"`
 }
 
-// tokenIDPattern is what keyID gives: 12 lowercase hex digits.
+// tokenIDPattern is what store.Hash.ID gives: 12 lowercase hex digits.
 var tokenIDPattern = regexp.MustCompile(`^[0-9a-f]{12}$`)
 
 // ValidTokenName reports why name cannot name an admin token, or nil.
@@ -73,9 +73,9 @@ func (s *Server) createAdminToken(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusServiceUnavailable, "the console cannot store the token now: try again")
 		return
 	}
-	s.log.Info("admin token created", "id", keyID(t.Hash), "name", t.Name, "by", keyID(callerToken(r)))
+	s.log.Info("admin token created", "id", t.Hash.ID(), "name", t.Name, "by", callerToken(r).ID())
 	writeJSON(w, http.StatusCreated, adminTokenResponse{
-		adminTokenView: adminTokenView{ID: keyID(t.Hash), Name: t.Name, CreatedAt: t.CreatedAt.UTC()},
+		adminTokenView: adminTokenView{ID: t.Hash.ID(), Name: t.Name, CreatedAt: t.CreatedAt.UTC()},
 		Token:          token,
 	})
 }
@@ -89,7 +89,7 @@ func (s *Server) listAdminTokens(w http.ResponseWriter, r *http.Request) {
 	me := callerToken(r)
 	out := make([]adminTokenView, 0, len(tokens))
 	for _, t := range tokens {
-		out = append(out, adminTokenView{ID: keyID(t.Hash), Name: t.Name, CreatedAt: t.CreatedAt.UTC(), Current: t.Hash == me})
+		out = append(out, adminTokenView{ID: t.Hash.ID(), Name: t.Name, CreatedAt: t.CreatedAt.UTC(), Current: t.Hash == me})
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"admin_tokens": out})
 }
@@ -130,6 +130,6 @@ func (s *Server) deleteAdminToken(w http.ResponseWriter, r *http.Request) {
 		s.storeError(w, "delete admin token "+id, err)
 		return
 	}
-	s.log.Info("admin token deleted", "id", id, "name", t.Name, "by", keyID(callerToken(r)))
+	s.log.Info("admin token deleted", "id", id, "name", t.Name, "by", callerToken(r).ID())
 	w.WriteHeader(http.StatusNoContent)
 }
